@@ -1,0 +1,264 @@
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+
+/**
+ * The shape of `firebreak.yaml`. This file is the single source of truth for the configuration:
+ * the loader validates against it, `firebreak schema` prints it as JSON Schema, and every other
+ * module reads the parsed `FirebreakConfig` type.
+ *
+ * Names that later become SQL identifiers, firewall rule names or shell words are restricted to a
+ * safe alphabet here, at the edge, so that no zone or role name can ever become syntax.
+ */
+
+/** Zones, resources, roles, policies, groups: lowercase DNS-label style, 1–63 characters. */
+export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+/** User names: letters, digits and `._@-`, starting with a letter or digit, at most 128 characters. */
+export const USER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+
+export const nameSchema = z
+  .string()
+  .regex(
+    NAME_PATTERN,
+    "a name of 1-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit",
+  );
+export const userNameSchema = z
+  .string()
+  .regex(USER_PATTERN, "a user name of 1-128 letters, digits, '.', '_', '@' or '-'");
+export const groupNameSchema = nameSchema;
+
+/** `group:NAME` or `user:NAME`. */
+export const principalRefSchema = z
+  .string()
+  .regex(
+    /^(group:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?|user:[A-Za-z0-9][A-Za-z0-9._@-]{0,127})$/,
+    "a principal reference such as 'group:sre' or 'user:alice'",
+  );
+export type PrincipalRef = z.infer<typeof principalRefSchema>;
+
+/** `env:NAME` or `file:/absolute/path`; secrets are never written in the file itself. */
+export const secretRefSchema = z
+  .string()
+  .regex(
+    /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/,
+    "a secret reference 'env:NAME' or 'file:/absolute/path'",
+  );
+export type SecretRef = z.infer<typeof secretRefSchema>;
+
+/** `90s`, `15m`, `1h`, `7d`; parsed to milliseconds. */
+export const durationSchema = z
+  .string()
+  .regex(/^[1-9][0-9]{0,5}(s|m|h|d)$/, "a duration such as '90s', '15m', '1h' or '7d'")
+  .transform((text) => parseDuration(text));
+
+const cidrSchema = z
+  .string()
+  .regex(
+    /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\/(3[0-2]|[12]?\d)$|^[0-9a-fA-F:]+\/(12[0-8]|1[01]\d|[1-9]?\d)$/,
+    "an IPv4 or IPv6 CIDR such as '10.20.0.0/24'",
+  );
+
+/** `tcp/5432`, `udp/53`, `tcp/8000-8100`. */
+export const portSpecSchema = z
+  .string()
+  .regex(
+    /^(tcp|udp)\/([1-9][0-9]{0,4})(-([1-9][0-9]{0,4}))?$/,
+    "a port such as 'tcp/5432', 'udp/53' or 'tcp/8000-8100'",
+  );
+
+/** `host:port` where host is an IPv4 address, a bracketed IPv6 address or a DNS name. */
+const addressSchema = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\]):([1-9][0-9]{0,4})$/,
+    "an address such as '10.30.0.5:5432'",
+  );
+
+/** A CEL expression over `principal`, `request`, `signals` and `now`; compiled by the policy module. */
+export const celSchema = z
+  .string()
+  .min(1, "a CEL expression")
+  .max(4096, "a CEL expression of at most 4096 characters");
+
+const labelsSchema = z.record(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/, "a label key"),
+  z.string().max(63, "a label value of at most 63 characters"),
+);
+
+export const zoneSchema = z.strictObject({
+  description: z.string().max(500).optional(),
+  labels: labelsSchema.optional(),
+  cidrs: z.array(cidrSchema).optional(),
+  enforcement: z.enum(["monitor", "enforce"]).default("monitor"),
+});
+
+export const flowSchema = z.strictObject({
+  from: nameSchema,
+  to: nameSchema,
+  ports: z.array(portSpecSchema).min(1, "at least one port"),
+  description: z.string().max(500).optional(),
+});
+
+export const RESOURCE_TYPES = ["log", "postgres", "mariadb", "ssh", "http"] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+
+/** A role on a resource: connector-specific settings such as `grants` (database roles) or `principals` (SSH). */
+const resourceRoleSchema = z.strictObject({
+  grants: z.array(z.string().min(1).max(63)).optional(),
+  principals: z.array(z.string().min(1).max(63)).optional(),
+  privileges: z.array(z.string().min(1).max(200)).optional(),
+  allowForwarding: z.boolean().optional(),
+  description: z.string().max(500).optional(),
+});
+
+export const resourceSchema = z.strictObject({
+  zone: nameSchema,
+  type: z.enum(RESOURCE_TYPES),
+  description: z.string().max(500).optional(),
+  address: addressSchema.optional(),
+  connection: z
+    .record(
+      z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,62}$/),
+      z.union([secretRefSchema, z.string().max(1000)]),
+    )
+    .optional(),
+  roles: z
+    .record(nameSchema, resourceRoleSchema)
+    .refine((roles) => Object.keys(roles).length > 0, "at least one role"),
+});
+
+export const standingBindingSchema = z
+  .strictObject({
+    group: groupNameSchema.optional(),
+    user: userNameSchema.optional(),
+    zone: nameSchema.optional(),
+    resource: nameSchema.optional(),
+    role: nameSchema,
+  })
+  .refine((b) => (b.group === undefined) !== (b.user === undefined), "exactly one of 'group' or 'user'")
+  .refine(
+    (b) => (b.zone === undefined) !== (b.resource === undefined),
+    "exactly one of 'zone' or 'resource'",
+  );
+
+export const FACTOR_KINDS = ["totp", "webauthn"] as const;
+export type FactorKind = (typeof FACTOR_KINDS)[number];
+
+export const approvalStepSchema = z.strictObject({
+  from: z.union([principalRefSchema, z.array(principalRefSchema).min(1)]),
+  count: z.number().int().min(1).max(20).default(1),
+});
+
+export const breakGlassPolicySchema = z.strictObject({
+  name: nameSchema,
+  description: z.string().max(500).optional(),
+  zone: nameSchema,
+  /** Restricts the policy to these resources of the zone; absent means the zone and all its resources. */
+  resources: z.array(nameSchema).optional(),
+  roles: z.array(nameSchema).min(1, "at least one role"),
+  eligible: z.array(principalRefSchema).min(1, "at least one eligible principal"),
+  duration: z.strictObject({ default: durationSchema, max: durationSchema }),
+  factors: z.array(z.enum(FACTOR_KINDS)).optional(),
+  factorFreshness: durationSchema.optional(),
+  approvals: z.array(approvalStepSchema).optional(),
+  justification: z
+    .strictObject({
+      minLength: z.number().int().min(0).max(10_000).default(0),
+      ticket: z.string().min(1).max(500).optional(),
+    })
+    .optional(),
+  sourceZones: z.array(nameSchema).optional(),
+  when: celSchema.optional(),
+  autoApprove: z.strictObject({ when: celSchema }).optional(),
+  review: z
+    .strictObject({
+      within: durationSchema,
+      blockWhenOverdue: z.boolean().default(false),
+      by: z.array(principalRefSchema).optional(),
+    })
+    .optional(),
+  pendingExpiry: durationSchema.optional(),
+});
+
+const notifySchema = z.strictObject({
+  type: z.enum(["slack", "webhook"]),
+  url: z.union([secretRefSchema, z.url()]),
+  secret: secretRefSchema.optional(),
+});
+
+const sinkSchema = z.strictObject({
+  name: nameSchema,
+  type: z.enum(["syslog", "file", "splunk-hec", "webhook"]),
+  url: z.union([secretRefSchema, z.string().min(1).max(2000)]).optional(),
+  path: z.string().min(1).max(4096).optional(),
+  format: z.enum(["rfc5424", "cef", "ocsf", "json"]).optional(),
+  token: secretRefSchema.optional(),
+  secret: secretRefSchema.optional(),
+});
+
+export const configSchema = z.strictObject({
+  version: z.literal(1),
+  /** Principals who may administer Firebreak (users, tokens, revoke any grant, read all audit). */
+  administrators: z.array(principalRefSchema).optional(),
+  /** Principals who may read every request, grant and audit event, and review break-glass uses. */
+  auditors: z.array(principalRefSchema).optional(),
+  directory: z
+    .strictObject({
+      users: z.record(
+        userNameSchema,
+        z.strictObject({
+          groups: z.array(groupNameSchema).default([]),
+          email: z.string().max(320).optional(),
+          name: z.string().max(200).optional(),
+        }),
+      ),
+    })
+    .optional(),
+  zones: z
+    .record(nameSchema, zoneSchema)
+    .refine((zones) => Object.keys(zones).length > 0, "at least one zone"),
+  flows: z.array(flowSchema).optional(),
+  resources: z.record(nameSchema, resourceSchema).optional(),
+  standing: z.array(standingBindingSchema).optional(),
+  breakGlass: z.array(breakGlassPolicySchema).optional(),
+  identity: z
+    .strictObject({
+      oidc: z
+        .strictObject({
+          issuer: z.url(),
+          clientId: z.string().min(1),
+          clientSecret: secretRefSchema.optional(),
+          groupsClaim: z.string().min(1).default("groups"),
+        })
+        .optional(),
+    })
+    .optional(),
+  signals: z
+    .strictObject({
+      alertmanager: z
+        .strictObject({ token: secretRefSchema, zoneLabel: z.string().min(1).default("zone") })
+        .optional(),
+      pagerduty: z
+        .strictObject({
+          secret: secretRefSchema,
+          services: z.record(z.string().min(1), nameSchema).optional(),
+        })
+        .optional(),
+      generic: z.strictObject({ secret: secretRefSchema }).optional(),
+    })
+    .optional(),
+  notify: z.array(notifySchema).optional(),
+  audit: z
+    .strictObject({
+      signingKey: secretRefSchema.optional(),
+      sinks: z.array(sinkSchema).optional(),
+    })
+    .optional(),
+});
+
+export type FirebreakConfig = z.output<typeof configSchema>;
+export type ZoneConfig = z.output<typeof zoneSchema>;
+export type FlowConfig = z.output<typeof flowSchema>;
+export type ResourceConfig = z.output<typeof resourceSchema>;
+export type StandingBinding = z.output<typeof standingBindingSchema>;
+export type BreakGlassPolicy = z.output<typeof breakGlassPolicySchema>;
+export type ApprovalStep = z.output<typeof approvalStepSchema>;

@@ -1,0 +1,89 @@
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import SQLite from "better-sqlite3";
+import {
+  Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+} from "kysely";
+import pg from "pg";
+import { FirebreakError } from "../errors.js";
+import * as initial from "./migrations/2026-11-29T00-00-initial.js";
+import type { Database, Db } from "./types.js";
+
+export type Dialect = "sqlite" | "postgres";
+
+export interface DatabaseHandle {
+  db: Db;
+  dialect: Dialect;
+  /** A printable location with any password removed. */
+  location: string;
+  close(): Promise<void>;
+}
+
+/** Every migration, in order. Dated names; a landed migration is never edited. */
+const MIGRATIONS: Record<string, Migration> = {
+  "2026-11-29T00-00-initial": initial,
+};
+
+const migrationProvider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
+
+// PostgreSQL returns int8 as strings to protect precision; our int8 columns hold epoch
+// milliseconds and sequence numbers, all far below 2^53, so numbers are safe and simpler.
+pg.types.setTypeParser(20, (value) => Number(value));
+
+/**
+ * Opens the database named by `url`: `sqlite:PATH` (or a bare path) for the embedded store,
+ * `postgres://…` for PostgreSQL.
+ */
+export function openDatabase(url: string): DatabaseHandle {
+  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // An idle client that loses its connection must not crash the process.
+    pool.on("error", () => {});
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return { db, dialect: "postgres", location: redactUrl(url), close: () => db.destroy() };
+  }
+  const path = resolve(url.startsWith("sqlite:") ? url.slice("sqlite:".length) : url);
+  mkdirSync(dirname(path), { recursive: true });
+  const sqlite = new SQLite(path);
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("busy_timeout = 5000");
+  sqlite.pragma("foreign_keys = ON");
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: "sqlite", location: `sqlite:${path}`, close: () => db.destroy() };
+}
+
+/**
+ * Brings the schema to the latest migration. Safe when several processes start at once:
+ * PostgreSQL serialises through Kysely's advisory lock; SQLite through its write lock, and a
+ * process that loses the race for it retries once the winner has committed.
+ */
+export async function migrateToLatest(db: Db): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const { error } = await migrator.migrateToLatest();
+    if (!error) return;
+    lastError = error;
+    await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
+  }
+  throw new FirebreakError(
+    "UNAVAILABLE",
+    `database migration failed: ${lastError instanceof Error ? lastError.message : String(lastError)}`,
+  );
+}
+
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "postgres://(unparseable url)";
+  }
+}

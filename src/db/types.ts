@@ -1,0 +1,171 @@
+import type { Generated, Kysely, Transaction } from "kysely";
+
+/**
+ * The database as Kysely sees it. Times are integers (milliseconds since the epoch) on both
+ * dialects; JSON columns are text holding JSON, parsed by the repositories that own them.
+ */
+export interface UsersTable {
+  name: string;
+  groups_json: string;
+  source: "local" | "bootstrap";
+  is_admin: number;
+  created_at: number;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  user_name: string;
+  secret_hash: string;
+  label: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+export type RequestState =
+  | "pending"
+  | "approved"
+  | "active"
+  | "denied"
+  | "cancelled"
+  | "lapsed"
+  | "expired"
+  | "revoked";
+
+export interface RequestsTable {
+  id: string;
+  requester: string;
+  zone: string;
+  resource: string | null;
+  role: string;
+  policy: string | null;
+  duration_ms: number;
+  reason: string;
+  ticket: string | null;
+  state: RequestState;
+  source_zone: string | null;
+  client_address: string | null;
+  /** The approval steps still required, as computed by policy at creation (JSON). */
+  approvals_json: string;
+  /** Signals the decision saw, kept for the audit record and for review (JSON). */
+  signals_json: string;
+  auto_approved: number;
+  created_at: number;
+  updated_at: number;
+  /** When a pending or approved request lapses if nothing happens; null once it leaves those states. */
+  lapses_at: number | null;
+  closed_reason: string | null;
+}
+
+export interface ApprovalsTable {
+  id: string;
+  request_id: string;
+  approver: string;
+  decision: "approve" | "deny";
+  comment: string | null;
+  created_at: number;
+}
+
+export type GrantState = "active" | "expired" | "revoked";
+export type RevocationStatus = "not-needed" | "pending" | "verified" | "failed";
+export type ReviewState = "none" | "due" | "accepted" | "flagged";
+
+export interface GrantsTable {
+  id: string;
+  request_id: string;
+  user_name: string;
+  zone: string;
+  resource: string | null;
+  role: string;
+  policy: string | null;
+  state: GrantState;
+  starts_at: number;
+  ends_at: number;
+  /** ends_at while active (what the expiry scheduler indexes); null once closed. */
+  due_at: number | null;
+  closed_at: number | null;
+  close_reason: string | null;
+  closed_by: string | null;
+  factor_kind: string | null;
+  factor_at: number | null;
+  revocation_status: RevocationStatus;
+  review_state: ReviewState;
+  review_due_at: number | null;
+  review_block: number;
+  reviewer: string | null;
+  review_notes: string | null;
+  reviewed_at: number | null;
+  /** Unique while active: `user \0 zone \0 role`; null once closed (enforces one live grant). */
+  active_key: string | null;
+}
+
+/** What a connector did for a grant: one row per resource touched, written before and after. */
+export interface GrantEffectsTable {
+  id: string;
+  grant_id: string;
+  resource: string;
+  connector: string;
+  state: "intent" | "issued" | "closed" | "failed";
+  detail_json: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface IncidentsTable {
+  id: string;
+  source: string;
+  external_id: string;
+  zone: string;
+  severity: number;
+  title: string;
+  opened_at: number;
+  resolved_at: number | null;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  id: string;
+  time: number;
+  type: string;
+  actor: string;
+  zone: string | null;
+  resource: string | null;
+  subject: string | null;
+  context_json: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** One row (id = 1) holding the chain's head, updated in the same transaction as each append. */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+/** One row (id = 1): the digest of the configuration last applied, so restarts report real changes. */
+export interface ConfigStateTable {
+  id: number;
+  digest: string;
+  summary_json: string;
+  applied_at: number;
+}
+
+export interface Database {
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  requests: RequestsTable;
+  approvals: ApprovalsTable;
+  grants: GrantsTable;
+  grant_effects: GrantEffectsTable;
+  incidents: IncidentsTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
+  config_state: ConfigStateTable;
+}
+
+export type Db = Kysely<Database>;
+export type Tx = Transaction<Database>;
+/** Either the database or an open transaction: repositories accept both. */
+export type Executor = Kysely<Database> | Transaction<Database>;
+export type { Generated };

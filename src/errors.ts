@@ -1,0 +1,62 @@
+/**
+ * One error type for the whole program. Codes are stable UPPER_SNAKE strings that clients and
+ * tests match on; messages are for people and may change. Driver and library messages never
+ * become a FirebreakError message, so nothing internal reaches a client.
+ */
+export const ERROR_STATUS = {
+  BAD_REQUEST: 400,
+  VALIDATION_FAILED: 400,
+  INVALID_DURATION: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  INVALID_STATE: 409,
+  SELF_APPROVAL: 403,
+  NOT_AN_APPROVER: 403,
+  ALREADY_DECIDED: 409,
+  POLICY_DENIED: 403,
+  NO_POLICY: 403,
+  DUPLICATE_GRANT: 409,
+  FACTOR_REQUIRED: 403,
+  REVIEW_NOT_ALLOWED: 403,
+  CONFIG_INVALID: 422,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  CONNECTOR_FAILED: 502,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class FirebreakError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, details?: unknown) {
+    super(message);
+    this.name = "FirebreakError";
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+/** Throws a FirebreakError with `code` unless `condition` holds. */
+export function assert(
+  condition: unknown,
+  code: ErrorCode,
+  message: string,
+  details?: unknown,
+): asserts condition {
+  if (!condition) throw new FirebreakError(code, message, details);
+}
+
+export function isFirebreakError(error: unknown): error is FirebreakError {
+  return error instanceof FirebreakError;
+}
