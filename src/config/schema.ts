@@ -57,21 +57,28 @@ const cidrSchema = z
     "an IPv4 or IPv6 CIDR such as '10.20.0.0/24'",
   );
 
+const PORT_SPEC = /^(tcp|udp)\/([1-9][0-9]{0,4})(-([1-9][0-9]{0,4}))?$/;
+
 /** `tcp/5432`, `udp/53`, `tcp/8000-8100`. */
 export const portSpecSchema = z
   .string()
-  .regex(
-    /^(tcp|udp)\/([1-9][0-9]{0,4})(-([1-9][0-9]{0,4}))?$/,
-    "a port such as 'tcp/5432', 'udp/53' or 'tcp/8000-8100'",
-  );
+  .regex(PORT_SPEC, "a port such as 'tcp/5432', 'udp/53' or 'tcp/8000-8100'")
+  .refine((spec) => {
+    const match = PORT_SPEC.exec(spec);
+    // A malformed spec is the regex's to report; one issue per mistake.
+    if (match === null) return true;
+    const low = Number(match[2]);
+    const high = match[4] === undefined ? low : Number(match[4]);
+    return high <= 65_535 && low <= high;
+  }, "ports from 1 to 65535, a range written low-high");
+
+const ADDRESS = /^([A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\]):([1-9][0-9]{0,4})$/;
 
 /** `host:port` where host is an IPv4 address, a bracketed IPv6 address or a DNS name. */
 const addressSchema = z
   .string()
-  .regex(
-    /^([A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\]):([1-9][0-9]{0,4})$/,
-    "an address such as '10.30.0.5:5432'",
-  );
+  .regex(ADDRESS, "an address such as '10.30.0.5:5432'")
+  .refine((address) => Number(ADDRESS.exec(address)?.[2] ?? 0) <= 65_535, "a port from 1 to 65535");
 
 /** A CEL expression over `principal`, `request`, `signals` and `now`; compiled by the policy module. */
 export const celSchema = z
@@ -88,7 +95,10 @@ export const zoneSchema = z.strictObject({
   description: z.string().max(500).optional(),
   labels: labelsSchema.optional(),
   cidrs: z.array(cidrSchema).optional(),
-  enforcement: z.enum(["monitor", "enforce"]).default("monitor"),
+  enforcement: z
+    .enum(["monitor", "enforce"])
+    .default("monitor")
+    .describe("'monitor' records what would be blocked; 'enforce' blocks everything not allowed"),
 });
 
 export const flowSchema = z.strictObject({
@@ -153,22 +163,43 @@ export const breakGlassPolicySchema = z.strictObject({
   description: z.string().max(500).optional(),
   zone: nameSchema,
   /** Restricts the policy to these resources of the zone; absent means the zone and all its resources. */
-  resources: z.array(nameSchema).optional(),
-  roles: z.array(nameSchema).min(1, "at least one role"),
-  eligible: z.array(principalRefSchema).min(1, "at least one eligible principal"),
-  duration: z.strictObject({ default: durationSchema, max: durationSchema }),
-  factors: z.array(z.enum(FACTOR_KINDS)).optional(),
-  factorFreshness: durationSchema.optional(),
-  approvals: z.array(approvalStepSchema).optional(),
+  resources: z
+    .array(nameSchema)
+    .optional()
+    .describe(
+      "Restricts the policy to these resources of the zone; absent means the zone and all its resources",
+    ),
+  roles: z.array(nameSchema).min(1, "at least one role").describe("Roles this policy may grant"),
+  eligible: z
+    .array(principalRefSchema)
+    .min(1, "at least one eligible principal")
+    .describe("Who may ask: 'group:NAME' or 'user:NAME'"),
+  duration: z
+    .strictObject({ default: durationSchema, max: durationSchema })
+    .describe("How long a grant lasts when not asked otherwise, and at most"),
+  factors: z
+    .array(z.enum(FACTOR_KINDS))
+    .optional()
+    .describe("Activation needs a fresh use of any one of these factors"),
+  factorFreshness: durationSchema.optional().describe("How recent the factor must be (default 5m)"),
+  approvals: z
+    .array(approvalStepSchema)
+    .optional()
+    .describe("Approvals needed, each step from other principals than the requester"),
   justification: z
     .strictObject({
       minLength: z.number().int().min(0).max(10_000).default(0),
       ticket: z.string().min(1).max(500).optional(),
     })
     .optional(),
-  sourceZones: z.array(nameSchema).optional(),
-  when: celSchema.optional(),
-  autoApprove: z.strictObject({ when: celSchema }).optional(),
+  sourceZones: z.array(nameSchema).optional().describe("The request must come from one of these zones"),
+  when: celSchema
+    .optional()
+    .describe("CEL condition over principal, request, signals and now that must hold to ask at all"),
+  autoApprove: z
+    .strictObject({ when: celSchema })
+    .optional()
+    .describe("Approve without approvers when this CEL condition holds; the use is still reviewed"),
   review: z
     .strictObject({
       within: durationSchema,
@@ -176,7 +207,7 @@ export const breakGlassPolicySchema = z.strictObject({
       by: z.array(principalRefSchema).optional(),
     })
     .optional(),
-  pendingExpiry: durationSchema.optional(),
+  pendingExpiry: durationSchema.optional().describe("A request not approved or activated within this lapses"),
 });
 
 const notifySchema = z.strictObject({
@@ -196,7 +227,7 @@ const sinkSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  version: z.literal(1),
+  version: z.literal(1).describe("Configuration format version; always 1"),
   /** Principals who may administer Firebreak (users, tokens, revoke any grant, read all audit). */
   administrators: z.array(principalRefSchema).optional(),
   /** Principals who may read every request, grant and audit event, and review break-glass uses. */
@@ -215,11 +246,21 @@ export const configSchema = z.strictObject({
     .optional(),
   zones: z
     .record(nameSchema, zoneSchema)
-    .refine((zones) => Object.keys(zones).length > 0, "at least one zone"),
-  flows: z.array(flowSchema).optional(),
-  resources: z.record(nameSchema, resourceSchema).optional(),
-  standing: z.array(standingBindingSchema).optional(),
-  breakGlass: z.array(breakGlassPolicySchema).optional(),
+    .refine((zones) => Object.keys(zones).length > 0, "at least one zone")
+    .describe("Segments of infrastructure, by name"),
+  flows: z
+    .array(flowSchema)
+    .optional()
+    .describe("Standing allowed network paths between zones; everything else is denied"),
+  resources: z
+    .record(nameSchema, resourceSchema)
+    .optional()
+    .describe("Databases, host groups and services inside zones, by name"),
+  standing: z.array(standingBindingSchema).optional().describe("Permanent least-privilege role grants"),
+  breakGlass: z
+    .array(breakGlassPolicySchema)
+    .optional()
+    .describe("Rules, written ahead of time, under which a principal may elevate in a zone"),
   identity: z
     .strictObject({
       oidc: z

@@ -62,6 +62,8 @@ export interface ApprovalsTable {
   request_id: string;
   approver: string;
   decision: "approve" | "deny";
+  /** The approver's groups when they decided: approvals are judged as they stood then. */
+  groups_json: string;
   comment: string | null;
   created_at: number;
 }
@@ -95,6 +97,10 @@ export interface GrantsTable {
   reviewer: string | null;
   review_notes: string | null;
   reviewed_at: number | null;
+  review_alerted_at: number | null;
+  revocation_attempts: number;
+  /** When the next attempt to close and verify is due, while revocation is pending or failed. */
+  revocation_next_at: number | null;
   /** Unique while active: `user \0 zone \0 role`; null once closed (enforces one live grant). */
   active_key: string | null;
 }

@@ -62,6 +62,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("request_id", "varchar(64)", (c) => c.notNull())
     .addColumn("approver", "varchar(128)", (c) => c.notNull())
     .addColumn("decision", "varchar(16)", (c) => c.notNull())
+    .addColumn("groups_json", "text", (c) => c.notNull())
     .addColumn("comment", "text")
     .addColumn("created_at", "bigint", (c) => c.notNull())
     .addUniqueConstraint("approvals_one_per_person", ["request_id", "approver"])
@@ -92,6 +93,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("reviewer", "varchar(128)")
     .addColumn("review_notes", "text")
     .addColumn("reviewed_at", "bigint")
+    .addColumn("review_alerted_at", "bigint")
+    .addColumn("revocation_attempts", "integer", (c) => c.notNull().defaultTo(0))
+    .addColumn("revocation_next_at", "bigint")
     .addColumn("active_key", "varchar(300)", (c) => c.unique())
     .execute();
   await db.schema.createIndex("grants_due_at").on("grants").column("due_at").execute();

@@ -1,0 +1,252 @@
+import { randomBytes } from "node:crypto";
+import type { AuditEventsTable, Executor } from "../db/types.js";
+import { assert, FirebreakError } from "../errors.js";
+import { type AuditEvent, type ChainHead, canonicalJson, hashEvent, type UnreadableRecord } from "./chain.js";
+
+export interface AuditEventInput {
+  /** Dotted lowercase name: `request.created`, `grant.activated`, `alert.raised`. */
+  type: string;
+  /** Who caused it: a user name, or `system:<component>` for the server itself. */
+  actor: string;
+  zone?: string | null;
+  resource?: string | null;
+  /** The id of the request, grant or other object the event is about. */
+  subject?: string | null;
+  context?: Record<string, unknown>;
+}
+
+export interface AuditListQuery {
+  /** Only events with a larger seq (a cursor: pass the last seq of the previous page). */
+  afterSeq?: number;
+  /** Only events with a smaller seq (paging backwards from the newest). */
+  beforeSeq?: number;
+  /** 1 to 1000; 100 when absent. */
+  limit?: number;
+  /** `desc` lists the newest first (for `audit tail`); `asc` by default. */
+  order?: "asc" | "desc";
+  type?: string;
+  zone?: string;
+  subject?: string;
+  actor?: string;
+}
+
+export const MAX_LIST_LIMIT = 1000;
+const DEFAULT_LIST_LIMIT = 100;
+const STREAM_PAGE_SIZE = 1000;
+
+// Column widths from the migration, checked here so both dialects refuse the same input:
+// PostgreSQL would reject an over-long value while SQLite would silently keep it.
+const FIELD_LIMITS = { type: 64, actor: 128, zone: 63, resource: 63, subject: 64 } as const;
+const TYPE_PATTERN = /^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// The largest time a JavaScript Date (and so an ISO 8601 string) can represent.
+const MAX_TIME = 8.64e15;
+
+/**
+ * Appends one event to the chain. Call it inside the transaction that makes the state change it
+ * records, as that transaction's last statement: the head row stays locked until commit, so
+ * appending last keeps the lock short and always taken after the caller's own row locks.
+ * Given the database rather than a transaction, it opens a transaction of its own.
+ */
+export async function appendAuditEvent(
+  executor: Executor,
+  input: AuditEventInput,
+  now: number,
+): Promise<AuditEvent> {
+  if (!executor.isTransaction) {
+    return executor.transaction().execute((tx) => appendAuditEvent(tx, input, now));
+  }
+  const fields = validateInput(input);
+  // Normalise the context through its canonical form so the event returned here is exactly the
+  // one later read back from the database (undefined members dropped, dates as strings).
+  const contextJson = encodeContext(input.context ?? {});
+  const context = JSON.parse(contextJson) as Record<string, unknown>;
+  assert(
+    context !== null && typeof context === "object" && !Array.isArray(context),
+    "VALIDATION_FAILED",
+    "audit context must be an object",
+  );
+  assert(
+    Number.isSafeInteger(now) && now >= 0 && now <= MAX_TIME,
+    "VALIDATION_FAILED",
+    "audit time must be epoch milliseconds",
+  );
+
+  // Bumping the head first takes its row lock: concurrent appenders queue here until this
+  // transaction ends, so seqs are handed out in commit order and a rollback leaves no gap.
+  const head = await executor
+    .updateTable("audit_head")
+    .set((eb) => ({ seq: eb("seq", "+", 1) }))
+    .where("id", "=", 1)
+    .returning(["seq", "hash"])
+    .executeTakeFirstOrThrow();
+
+  const unhashed = {
+    seq: Number(head.seq),
+    id: `evt_${randomBytes(12).toString("hex")}`,
+    time: new Date(now).toISOString(),
+    ...fields,
+    context,
+  };
+  const hash = hashEvent(head.hash, unhashed);
+
+  await executor
+    .insertInto("audit_events")
+    .values({
+      seq: unhashed.seq,
+      id: unhashed.id,
+      time: now,
+      type: fields.type,
+      actor: fields.actor,
+      zone: fields.zone,
+      resource: fields.resource,
+      subject: fields.subject,
+      context_json: contextJson,
+      prev_hash: head.hash,
+      hash,
+    })
+    .execute();
+  await executor.updateTable("audit_head").set({ hash }).where("id", "=", 1).execute();
+
+  return { ...unhashed, prevHash: head.hash, hash };
+}
+
+function encodeContext(context: Record<string, unknown>): string {
+  try {
+    return canonicalJson(context);
+  } catch (error) {
+    throw new FirebreakError(
+      "VALIDATION_FAILED",
+      `audit context cannot be recorded: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
+
+function validateInput(input: AuditEventInput) {
+  const fields = {
+    type: input.type,
+    actor: input.actor,
+    zone: input.zone ?? null,
+    resource: input.resource ?? null,
+    subject: input.subject ?? null,
+  };
+  assert(
+    typeof fields.actor === "string" && fields.actor.length > 0,
+    "VALIDATION_FAILED",
+    "audit event needs an actor",
+  );
+  for (const name of Object.keys(FIELD_LIMITS) as (keyof typeof FIELD_LIMITS)[]) {
+    const value = fields[name];
+    if (value === null) continue;
+    assert(typeof value === "string", "VALIDATION_FAILED", `audit ${name} must be a string`);
+    // Code points, as PostgreSQL's varchar(n) counts them.
+    let length = 0;
+    for (const _ of value) length++;
+    assert(
+      length <= FIELD_LIMITS[name],
+      "VALIDATION_FAILED",
+      `audit ${name} is longer than ${FIELD_LIMITS[name]}`,
+    );
+    // PostgreSQL text cannot hold NUL, and a lone surrogate would be stored as U+FFFD and then
+    // no longer match its hash; untrusted text belongs in the context, where JSON escapes it.
+    assert(
+      !value.includes("\u0000") && !LONE_SURROGATE.test(value),
+      "VALIDATION_FAILED",
+      `audit ${name} holds characters that cannot be stored`,
+    );
+  }
+  assert(TYPE_PATTERN.test(fields.type), "VALIDATION_FAILED", "audit event type must look like `noun.verb`");
+  return fields;
+}
+
+/** The chain's head: the last event's seq and hash (seq 0 and the genesis hash when empty). */
+export async function readHead(db: Executor): Promise<ChainHead> {
+  const head = await db
+    .selectFrom("audit_head")
+    .select(["seq", "hash"])
+    .where("id", "=", 1)
+    .executeTakeFirstOrThrow();
+  return { seq: Number(head.seq), hash: head.hash };
+}
+
+/** One page of events in seq order, filtered; throws INTERNAL on a row that cannot be decoded. */
+export async function listAuditEvents(db: Executor, query: AuditListQuery = {}): Promise<AuditEvent[]> {
+  const limit = query.limit ?? DEFAULT_LIST_LIMIT;
+  assert(
+    Number.isInteger(limit) && limit >= 1 && limit <= MAX_LIST_LIMIT,
+    "VALIDATION_FAILED",
+    `limit must be between 1 and ${MAX_LIST_LIMIT}`,
+  );
+  let select = db.selectFrom("audit_events").selectAll();
+  if (query.afterSeq !== undefined) select = select.where("seq", ">", query.afterSeq);
+  if (query.beforeSeq !== undefined) select = select.where("seq", "<", query.beforeSeq);
+  if (query.type !== undefined) select = select.where("type", "=", query.type);
+  if (query.zone !== undefined) select = select.where("zone", "=", query.zone);
+  if (query.subject !== undefined) select = select.where("subject", "=", query.subject);
+  if (query.actor !== undefined) select = select.where("actor", "=", query.actor);
+  const rows = await select
+    .orderBy("seq", query.order ?? "asc")
+    .limit(limit)
+    .execute();
+  return rows.map((row) => {
+    const event = decodeRow(row);
+    assert(
+      !("unreadable" in event),
+      "INTERNAL",
+      `audit event ${event.seq} cannot be read; run \`firebreak audit verify\``,
+    );
+    return event;
+  });
+}
+
+/**
+ * Every event after `afterSeq`, in seq order, read a page at a time so memory stays flat however
+ * long the log is. Rows that cannot be decoded are yielded as UnreadableRecord for verify to report.
+ */
+export async function* streamAllEvents(
+  db: Executor,
+  options: { afterSeq?: number; pageSize?: number } = {},
+): AsyncGenerator<AuditEvent | UnreadableRecord> {
+  const pageSize = options.pageSize ?? STREAM_PAGE_SIZE;
+  let afterSeq = options.afterSeq ?? 0;
+  for (;;) {
+    const rows = await db
+      .selectFrom("audit_events")
+      .selectAll()
+      .where("seq", ">", afterSeq)
+      .orderBy("seq", "asc")
+      .limit(pageSize)
+      .execute();
+    for (const row of rows) yield decodeRow(row);
+    if (rows.length < pageSize) return;
+    afterSeq = Number(rows[rows.length - 1]?.seq);
+  }
+}
+
+function decodeRow(row: AuditEventsTable): AuditEvent | UnreadableRecord {
+  const seq = Number(row.seq);
+  let context: unknown;
+  try {
+    context = JSON.parse(row.context_json);
+  } catch {
+    return { seq, unreadable: "context_json is not valid JSON" };
+  }
+  if (context === null || typeof context !== "object" || Array.isArray(context)) {
+    return { seq, unreadable: "context_json is not a JSON object" };
+  }
+  const time = new Date(Number(row.time));
+  if (Number.isNaN(time.getTime())) return { seq, unreadable: "time is not a valid timestamp" };
+  return {
+    seq,
+    id: row.id,
+    time: time.toISOString(),
+    type: row.type,
+    actor: row.actor,
+    zone: row.zone,
+    resource: row.resource,
+    subject: row.subject,
+    context: context as Record<string, unknown>,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}

@@ -1,0 +1,241 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The hash chain, pure: no I/O, no clock. See NOTES.md for the canonical encoding and the
+ * invariants the repository keeps; changing anything here breaks every chain already written.
+ */
+
+/** prevHash of the first event (seq 1), and the head's hash while the log is empty. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** An audit event in its public shape: what the API returns, export writes and the hash covers. */
+export interface AuditEvent {
+  seq: number;
+  id: string;
+  /** ISO 8601 with milliseconds, UTC (`2026-11-29T02:14:07.123Z`). */
+  time: string;
+  type: string;
+  actor: string;
+  zone: string | null;
+  resource: string | null;
+  subject: string | null;
+  context: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+/** The fields an event's hash covers: everything but the hash itself. */
+export type HashedFields = Omit<AuditEvent, "hash">;
+
+/** A stored row that could not be decoded into an event (its context or time is not readable). */
+export interface UnreadableRecord {
+  seq: number;
+  unreadable: string;
+}
+
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export type VerifyProblem =
+  /** A seq is missing (a row was deleted) or rows arrive out of order. */
+  | "SEQ_GAP"
+  /** prevHash does not name the previous event's hash: a row was inserted, reordered or rewritten. */
+  | "PREV_HASH_MISMATCH"
+  /** The stored hash does not match the row's contents: a field was edited. */
+  | "HASH_MISMATCH"
+  /** A row cannot be decoded at all. */
+  | "UNREADABLE"
+  /** The chain and the head row disagree: the tail was truncated, or rows were added past the head. */
+  | "HEAD_MISMATCH";
+
+export type VerifyResult =
+  | { ok: true; count: number; headHash: string }
+  | {
+      ok: false;
+      /** Events that verified before the first broken link. */
+      count: number;
+      firstBadSeq: number;
+      problem: VerifyProblem;
+      reason: string;
+    };
+
+const MAX_DEPTH = 64;
+
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code units (as RFC 8785), no whitespace, strings
+ * escaped as JSON.stringify does, numbers in ECMAScript shortest form (integers as plain digits),
+ * `undefined` object members omitted. Throws on values JSON cannot carry faithfully (NaN, Infinity,
+ * bigint, functions, symbols, cycles) rather than hashing something other than what is stored.
+ */
+export function canonicalJson(value: unknown): string {
+  return encode(value, 0);
+}
+
+function encode(value: unknown, depth: number): string {
+  if (depth > MAX_DEPTH) throw new TypeError("canonical JSON: nested too deeply (or cyclic)");
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError(`canonical JSON: ${value} is not a finite number`);
+      // JSON.stringify gives the shortest round-trip form and writes -0 as 0.
+      return JSON.stringify(value);
+    case "object": {
+      if (Array.isArray(value)) {
+        // Holes and undefined become null, as JSON.stringify does, so parse(encode(x)) re-encodes equal.
+        return `[${Array.from(value, (item) => (item === undefined ? "null" : encode(item, depth + 1))).join(",")}]`;
+      }
+      const withToJson = value as { toJSON?: () => unknown };
+      if (typeof withToJson.toJSON === "function") return encode(withToJson.toJSON(), depth + 1);
+      const record = value as Record<string, unknown>;
+      const members: string[] = [];
+      for (const key of Object.keys(record).sort()) {
+        const member = record[key];
+        if (member === undefined) continue;
+        members.push(`${JSON.stringify(key)}:${encode(member, depth + 1)}`);
+      }
+      return `{${members.join(",")}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON: cannot encode a ${typeof value}`);
+  }
+}
+
+/** SHA-256 (lowercase hex) over the UTF-8 canonical JSON of the event's fields and prevHash. */
+export function hashEvent(prevHash: string, event: Omit<HashedFields, "prevHash">): string {
+  const fields: HashedFields = {
+    seq: event.seq,
+    id: event.id,
+    time: event.time,
+    type: event.type,
+    actor: event.actor,
+    zone: event.zone,
+    resource: event.resource,
+    subject: event.subject,
+    context: event.context,
+    prevHash,
+  };
+  return createHash("sha256").update(canonicalJson(fields), "utf8").digest("hex");
+}
+
+/**
+ * Checks events one at a time, in seq order, so a caller can feed pages as it reads them and
+ * stop at the first break. `finish(head)` compares the end of the chain with the head row.
+ */
+export function createChainVerifier() {
+  let count = 0;
+  let lastSeq = 0;
+  let lastHash = GENESIS_HASH;
+  let failure: Extract<VerifyResult, { ok: false }> | undefined;
+  let checkpoint: ChainHead | undefined;
+
+  const fail = (firstBadSeq: number, problem: VerifyProblem, reason: string) => {
+    failure = { ok: false, count, firstBadSeq, problem, reason };
+    return failure;
+  };
+
+  return {
+    get lastSeq() {
+      return lastSeq;
+    },
+    get count() {
+      return count;
+    },
+    /**
+     * Expects the event at `head.seq` to carry `head.hash` once it arrives: used when the head
+     * was read while appends were still landing, so it lies inside the chain rather than at its end.
+     */
+    expect(head: ChainHead): void {
+      checkpoint = head;
+    },
+    /** Feeds the next event; returns the failure once the chain is broken. */
+    push(record: AuditEvent | UnreadableRecord): VerifyResult | undefined {
+      if (failure) return failure;
+      const expectedSeq = lastSeq + 1;
+      if (record.seq !== expectedSeq) {
+        return record.seq > expectedSeq
+          ? fail(expectedSeq, "SEQ_GAP", `seq ${expectedSeq} is missing: the next row is seq ${record.seq}`)
+          : fail(expectedSeq, "SEQ_GAP", `seq ${record.seq} appears where seq ${expectedSeq} belongs`);
+      }
+      if ("unreadable" in record) return fail(record.seq, "UNREADABLE", record.unreadable);
+      if (record.prevHash !== lastHash) {
+        return fail(
+          record.seq,
+          "PREV_HASH_MISMATCH",
+          record.seq === 1
+            ? "prevHash of the first event is not the genesis hash"
+            : `prevHash does not match the hash of seq ${lastSeq}: a row was inserted, reordered or rewritten here`,
+        );
+      }
+      if (hashEvent(record.prevHash, record) !== record.hash) {
+        return fail(
+          record.seq,
+          "HASH_MISMATCH",
+          "hash does not match the row's contents: a field was edited",
+        );
+      }
+      if (checkpoint && checkpoint.seq === record.seq && checkpoint.hash !== record.hash) {
+        return fail(
+          record.seq,
+          "HEAD_MISMATCH",
+          `the head's hash for seq ${record.seq} differs from the chain's`,
+        );
+      }
+      count++;
+      lastSeq = record.seq;
+      lastHash = record.hash;
+      return undefined;
+    },
+    /** The verdict once every event has been pushed; without a head, the chain alone is judged. */
+    finish(head?: ChainHead): VerifyResult {
+      if (failure) return failure;
+      if (head) {
+        if (head.seq > lastSeq) {
+          return fail(
+            lastSeq + 1,
+            "HEAD_MISMATCH",
+            `the head records seq ${head.seq} but the chain ends at seq ${lastSeq}: events were removed from the end`,
+          );
+        }
+        if (head.seq < lastSeq) {
+          return fail(
+            head.seq + 1,
+            "HEAD_MISMATCH",
+            `the chain continues past the head (seq ${head.seq}) to seq ${lastSeq}: events were added outside Firebreak`,
+          );
+        }
+        if (head.hash !== lastHash) {
+          return fail(
+            lastSeq,
+            "HEAD_MISMATCH",
+            `the head's hash for seq ${lastSeq} differs from the chain's`,
+          );
+        }
+      }
+      return { ok: true, count, headHash: lastHash };
+    },
+  };
+}
+
+export type ChainVerifier = ReturnType<typeof createChainVerifier>;
+
+/**
+ * Recomputes the chain over `events` (in seq order, starting at seq 1) and reports the first
+ * broken link; with `head`, also checks that the chain ends where the head row says it does.
+ */
+export async function verifyChain(
+  events: Iterable<AuditEvent | UnreadableRecord> | AsyncIterable<AuditEvent | UnreadableRecord>,
+  head?: ChainHead,
+): Promise<VerifyResult> {
+  const verifier = createChainVerifier();
+  for await (const event of events) {
+    const failure = verifier.push(event);
+    if (failure) return failure;
+  }
+  return verifier.finish(head);
+}

@@ -1,0 +1,125 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+
+/** Where `firebreak login` keeps the server address and token (mode 0600). */
+export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME || join(homedir(), ".config");
+  return join(base, "firebreak", "credentials.json");
+}
+
+export interface Credentials {
+  url: string;
+  token: string;
+}
+
+export async function readCredentials(env: NodeJS.ProcessEnv = process.env): Promise<Partial<Credentials>> {
+  try {
+    return JSON.parse(await readFile(credentialsPath(env), "utf8")) as Partial<Credentials>;
+  } catch {
+    return {};
+  }
+}
+
+export async function writeCredentials(
+  credentials: Credentials,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  const path = credentialsPath(env);
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeFile(path, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  return path;
+}
+
+/** A failure the server answered with its error shape. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: unknown,
+    readonly requestId: string | null,
+  ) {
+    super(message);
+  }
+}
+
+/** The HTTP client behind every command that talks to a server. */
+export async function createClient(options: { url?: string; token?: string; env?: NodeJS.ProcessEnv }) {
+  const env = options.env ?? process.env;
+  const saved = await readCredentials(env);
+  const url = (options.url ?? env.FIREBREAK_URL ?? saved.url ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
+  const token = options.token ?? env.FIREBREAK_TOKEN ?? saved.token;
+
+  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let response: Response;
+    try {
+      response = await fetch(`${url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(
+        0,
+        "UNREACHABLE",
+        `cannot reach the Firebreak server at ${url} (set FIREBREAK_URL or run 'firebreak login')`,
+        undefined,
+        null,
+      );
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const error = (
+        parsed as
+          | { error?: { code?: string; message?: string; details?: unknown; requestId?: string } }
+          | undefined
+      )?.error;
+      throw new ApiError(
+        response.status,
+        error?.code ?? `HTTP_${response.status}`,
+        error?.message ?? `the server answered ${response.status}`,
+        error?.details,
+        error?.requestId ?? null,
+      );
+    }
+    return parsed as T;
+  }
+
+  return {
+    url,
+    hasToken: token !== undefined,
+    get: <T>(path: string) => call<T>("GET", path),
+    post: <T>(path: string, body: unknown = {}) => call<T>("POST", path, body),
+    /** A raw streaming GET (server-sent events, JSON lines). */
+    async stream(path: string, signal?: AbortSignal) {
+      const response = await fetch(`${url}${path}`, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        signal,
+      });
+      if (!response.ok || !response.body) {
+        const parsed = (await response.json().catch(() => undefined)) as
+          | { error?: { code?: string; message?: string } }
+          | undefined;
+        throw new ApiError(
+          response.status,
+          parsed?.error?.code ?? `HTTP_${response.status}`,
+          parsed?.error?.message ?? "stream failed",
+          undefined,
+          null,
+        );
+      }
+      return response.body;
+    },
+  };
+}
+export type Client = Awaited<ReturnType<typeof createClient>>;

@@ -1,0 +1,787 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from "commander";
+import { configJsonSchema } from "../config/json-schema.js";
+import { formatIssue, loadConfigFile } from "../config/load.js";
+import { isFirebreakError } from "../errors.js";
+import { compilePolicy, explain } from "../policy/engine.js";
+import { VERSION } from "../version.js";
+import { ApiError, createClient, writeCredentials } from "./client.js";
+import { runDemo } from "./demo.js";
+import { printable, table, timeLeft } from "./format.js";
+import { runServe } from "./serve.js";
+
+/** A refusal or failure: exit code 1 with a clear message (and the error shape under --json). */
+class CliFailure extends Error {
+  constructor(
+    message: string,
+    readonly code = "FAILED",
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+interface Globals {
+  json?: boolean;
+  server?: string;
+}
+
+function out(value: unknown) {
+  process.stdout.write(`${typeof value === "string" ? value : JSON.stringify(value, null, 2)}\n`);
+}
+
+type RequestView = {
+  id: string;
+  state: string;
+  requester: string;
+  zone: string;
+  resource: string | null;
+  role: string;
+  duration: string;
+  reason: string;
+  ticket: string | null;
+  policy: string | null;
+  createdAt: string;
+  next: string;
+  grantId: string | null;
+  approvals: { approver: string; decision: string; comment: string | null }[];
+  autoApproved: boolean;
+  sourceZone: string | null;
+};
+type GrantView = {
+  id: string;
+  requestId: string;
+  user: string;
+  zone: string;
+  resource: string | null;
+  role: string;
+  state: string;
+  endsAt: string;
+  secondsLeft: number;
+  closeReason: string | null;
+  revocation: { status: string; attempts: number };
+  review: {
+    state: string;
+    dueAt: string | null;
+    overdue: boolean;
+    reviewer: string | null;
+    notes: string | null;
+  };
+  effects: { resource: string; connector: string; state: string }[];
+};
+
+function describeRequest(r: RequestView): string {
+  const lines = [
+    `${r.id}  ${r.state.toUpperCase()}`,
+    `  ${r.requester} asks for role '${r.role}' on ${r.resource ? `${r.resource} (zone ${r.zone})` : `zone ${r.zone}`} for ${r.duration}`,
+    `  reason: ${printable(r.reason)}${r.ticket ? `   ticket: ${printable(r.ticket)}` : ""}`,
+    `  policy: ${r.policy ?? "-"}${r.autoApproved ? " (auto-approved)" : ""}${r.sourceZone ? `   from zone: ${r.sourceZone}` : ""}`,
+  ];
+  for (const a of r.approvals)
+    lines.push(
+      `  ${a.decision === "approve" ? "approved" : "denied"} by ${a.approver}${a.comment ? `: ${printable(a.comment)}` : ""}`,
+    );
+  if (r.grantId) lines.push(`  grant: ${r.grantId}`);
+  lines.push(`  next: ${r.next}`);
+  return lines.join("\n");
+}
+
+function describeGrant(g: GrantView): string {
+  const lines = [
+    `${g.id}  ${g.state.toUpperCase()}${g.state === "active" ? `  ${timeLeft(g.secondsLeft)} left (until ${g.endsAt})` : ""}`,
+    `  ${g.user} holds role '${g.role}' on ${g.resource ? `${g.resource} (zone ${g.zone})` : `zone ${g.zone}`}   request: ${g.requestId}`,
+  ];
+  if (g.state !== "active")
+    lines.push(`  closed: ${printable(g.closeReason)}   revocation: ${g.revocation.status}`);
+  for (const e of g.effects) lines.push(`  ${e.resource} (${e.connector}): ${e.state}`);
+  if (g.review.state !== "none") {
+    lines.push(
+      `  review: ${g.review.state}${g.review.dueAt && g.review.state === "due" ? ` by ${g.review.dueAt}${g.review.overdue ? " (OVERDUE)" : ""}` : ""}${g.review.reviewer ? ` by ${g.review.reviewer}: ${printable(g.review.notes)}` : ""}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function client(globals: Globals) {
+  return createClient({ url: globals.server });
+}
+
+/** Resolves `<zone|resource>` into the field the API expects, using the server's zone list. */
+async function targetBody(c: Awaited<ReturnType<typeof client>>, target: string) {
+  const { zones } = await c.get<{ zones: { name: string; resources: { name: string }[] }[] }>("/v1/zones");
+  if (zones.some((z) => z.name === target)) return { zone: target };
+  if (zones.some((z) => z.resources.some((r) => r.name === target))) return { resource: target };
+  throw new CliFailure(
+    `'${printable(target).slice(0, 100)}' is neither a zone nor a resource (see 'firebreak zones')`,
+    "NOT_FOUND",
+  );
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("firebreak")
+    .description("Break-glass access for micro-segmented infrastructure")
+    .version(VERSION)
+    .option("--json", "print machine-readable JSON")
+    .option(
+      "--server <url>",
+      "the Firebreak server (default: $FIREBREAK_URL, the login file, or http://127.0.0.1:8080)",
+    )
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const globals = () => program.opts<Globals>();
+  const emit = (json: unknown, human: () => string) => out(globals().json ? json : human());
+
+  program
+    .command("serve")
+    .description("run the Firebreak server")
+    .option("--config <file>", "configuration file", "firebreak.yaml")
+    .option("--db <url>", "database: sqlite:PATH or postgres://…", "sqlite:./data/firebreak.db")
+    .option("--listen <address>", "host:port or :port to listen on", ":8080")
+    .action(async (options: { config: string; db: string; listen: string }) => {
+      await runServe({ ...options, json: globals().json === true });
+    });
+
+  program
+    .command("validate")
+    .description("check a configuration file and report every error with file, line and column")
+    .argument("[file]", "configuration file", "firebreak.yaml")
+    .action(async (file: string) => {
+      const result = await loadConfigFile(file);
+      if (!result.ok) {
+        if (globals().json) out({ ok: false, errors: result.errors });
+        else
+          process.stderr.write(
+            `${result.errors.map(formatIssue).join("\n")}\n${result.errors.length} error(s) in ${file}\n`,
+          );
+        process.exitCode = 1;
+        return;
+      }
+      emit({ ok: true, digest: result.digest, warnings: result.warnings }, () =>
+        [...result.warnings.map((w) => `warning: ${formatIssue(w)}`), `${file}: OK`].join("\n"),
+      );
+    });
+
+  program
+    .command("schema")
+    .description("print the JSON Schema of firebreak.yaml")
+    .action(() => out(configJsonSchema()));
+
+  program
+    .command("login")
+    .description("save the server address and your token for later commands")
+    .requiredOption("--token <token>", "your API token (from 'firebreak users add' or an administrator)")
+    .action(async (options: { token: string }) => {
+      const c = await createClient({ url: globals().server, token: options.token });
+      const me = await c.get<{ name: string; groups: string[] }>("/v1/whoami");
+      const path = await writeCredentials({ url: c.url, token: options.token });
+      emit(
+        { user: me.name, server: c.url, saved: path },
+        () => `logged in to ${c.url} as ${me.name}; saved to ${path}`,
+      );
+    });
+
+  program
+    .command("whoami")
+    .description("show who the server thinks you are")
+    .action(async () => {
+      const me = await (await client(globals())).get<{
+        name: string;
+        groups: string[];
+        isAdmin: boolean;
+        isAuditor: boolean;
+      }>("/v1/whoami");
+      emit(
+        me,
+        () =>
+          `${me.name}  groups: ${me.groups.join(", ") || "-"}${me.isAdmin ? "  (administrator)" : ""}${me.isAuditor ? "  (auditor)" : ""}`,
+      );
+    });
+
+  program
+    .command("request")
+    .description("ask for elevated access to a zone or resource")
+    .argument("<target>", "zone or resource name")
+    .requiredOption("--role <role>", "the role to elevate to")
+    .option("--for <duration>", "how long, e.g. 30m (default: the policy's default)")
+    .requiredOption("--reason <text>", "why you need it")
+    .option("--ticket <id>", "incident or change ticket")
+    .action(
+      async (target: string, options: { role: string; for?: string; reason: string; ticket?: string }) => {
+        const c = await client(globals());
+        const body = {
+          ...(await targetBody(c, target)),
+          role: options.role,
+          duration: options.for,
+          reason: options.reason,
+          ticket: options.ticket,
+        };
+        const r = await c.post<RequestView>("/v1/requests", body);
+        emit(r, () => describeRequest(r));
+      },
+    );
+
+  program
+    .command("requests")
+    .description("list requests you may see")
+    .addOption(
+      new Option("--state <state>", "only this state").choices([
+        "pending",
+        "approved",
+        "active",
+        "denied",
+        "cancelled",
+        "lapsed",
+        "expired",
+        "revoked",
+      ]),
+    )
+    .option("--mine", "only your own")
+    .action(async (options: { state?: string; mine?: boolean }) => {
+      const query = new URLSearchParams();
+      if (options.state) query.set("state", options.state);
+      if (options.mine) query.set("mine", "true");
+      const { requests } = await (await client(globals())).get<{ requests: RequestView[] }>(
+        `/v1/requests?${query}`,
+      );
+      emit({ requests }, () =>
+        table(
+          requests.map((r) => [r.id, r.state, r.requester, r.resource ?? r.zone, r.role, r.duration, r.next]),
+          ["ID", "STATE", "REQUESTER", "TARGET", "ROLE", "FOR", "NEXT"],
+        ),
+      );
+    });
+
+  program
+    .command("show")
+    .description("show one request or grant")
+    .argument("<id>", "request id (req_…) or grant id (grt_…)")
+    .action(async (id: string) => {
+      const c = await client(globals());
+      if (id.startsWith("grt_")) {
+        const g = await c.get<GrantView>(`/v1/grants/${encodeURIComponent(id)}`);
+        emit(g, () => describeGrant(g));
+      } else {
+        const r = await c.get<RequestView>(`/v1/requests/${encodeURIComponent(id)}`);
+        emit(r, () => describeRequest(r));
+      }
+    });
+
+  for (const [name, description] of [
+    ["approve", "approve a pending request"],
+    ["cancel", "cancel your pending or approved request"],
+  ] as const) {
+    const command = program.command(name).description(description).argument("<id>", "request id");
+    if (name === "approve") command.option("--comment <text>", "a comment for the record");
+    command.action(async (id: string, options: { comment?: string }) => {
+      const body = name === "approve" ? { comment: options.comment } : {};
+      const r = await (await client(globals())).post<RequestView>(
+        `/v1/requests/${encodeURIComponent(id)}/${name}`,
+        body,
+      );
+      emit(r, () => describeRequest(r));
+    });
+  }
+
+  program
+    .command("deny")
+    .description("deny a pending request (final)")
+    .argument("<id>", "request id")
+    .requiredOption("--reason <text>", "why")
+    .action(async (id: string, options: { reason: string }) => {
+      const r = await (await client(globals())).post<RequestView>(
+        `/v1/requests/${encodeURIComponent(id)}/deny`,
+        { reason: options.reason },
+      );
+      emit(r, () => describeRequest(r));
+    });
+
+  program
+    .command("activate")
+    .description("activate your approved request: the grant starts now")
+    .argument("<id>", "request id")
+    .option("--totp <code>", "a current TOTP code, when the policy asks for a factor")
+    .action(async (id: string, options: { totp?: string }) => {
+      const g = await (await client(globals())).post<GrantView>(
+        `/v1/requests/${encodeURIComponent(id)}/activate`,
+        options.totp ? { totp: options.totp } : {},
+      );
+      emit(g, () => describeGrant(g));
+    });
+
+  program
+    .command("grants")
+    .description("list grants you may see")
+    .option("--active", "only active grants")
+    .option("--mine", "only your own")
+    .action(async (options: { active?: boolean; mine?: boolean }) => {
+      const query = new URLSearchParams();
+      if (options.active) query.set("active", "true");
+      if (options.mine) query.set("mine", "true");
+      const { grants } = await (await client(globals())).get<{ grants: GrantView[] }>(`/v1/grants?${query}`);
+      emit({ grants }, () =>
+        table(
+          grants.map((g) => [
+            g.id,
+            g.state,
+            g.user,
+            g.resource ?? g.zone,
+            g.role,
+            g.state === "active" ? timeLeft(g.secondsLeft) : "-",
+            g.revocation.status,
+            g.review.state,
+          ]),
+          ["ID", "STATE", "USER", "TARGET", "ROLE", "LEFT", "REVOCATION", "REVIEW"],
+        ),
+      );
+    });
+
+  program
+    .command("revoke")
+    .description("end an active grant now")
+    .argument("<grant-id>", "grant id")
+    .requiredOption("--reason <text>", "why")
+    .action(async (id: string, options: { reason: string }) => {
+      const g = await (await client(globals())).post<GrantView>(
+        `/v1/grants/${encodeURIComponent(id)}/revoke`,
+        { reason: options.reason },
+      );
+      emit(g, () => describeGrant(g));
+    });
+
+  program
+    .command("reviews")
+    .description("list break-glass uses awaiting review")
+    .option("--due", "all that are due (the default)")
+    .option("--overdue", "only overdue ones")
+    .action(async (options: { overdue?: boolean }) => {
+      const query = options.overdue ? "?overdue=true" : "";
+      const { reviews } = await (await client(globals())).get<{ reviews: GrantView[] }>(
+        `/v1/reviews${query}`,
+      );
+      emit({ reviews }, () =>
+        table(
+          reviews.map((g) => [
+            g.id,
+            g.user,
+            g.resource ?? g.zone,
+            g.role,
+            g.state,
+            g.review.dueAt ?? "-",
+            g.review.overdue ? "OVERDUE" : "",
+          ]),
+          ["GRANT", "USER", "TARGET", "ROLE", "STATE", "REVIEW DUE", ""],
+        ),
+      );
+    });
+
+  program
+    .command("review")
+    .description("accept or flag a break-glass use")
+    .argument("<grant-id>", "grant id")
+    .option("--accept", "the use was appropriate")
+    .option("--flag", "the use needs follow-up")
+    .requiredOption("--notes <text>", "what you checked")
+    .action(async (id: string, options: { accept?: boolean; flag?: boolean; notes: string }) => {
+      if (options.accept === options.flag)
+        throw new CommanderError(2, "usage", "give exactly one of --accept or --flag");
+      const g = await (await client(globals())).post<GrantView>(
+        `/v1/grants/${encodeURIComponent(id)}/review`,
+        {
+          verdict: options.accept ? "accept" : "flag",
+          notes: options.notes,
+        },
+      );
+      emit(g, () => describeGrant(g));
+    });
+
+  program
+    .command("explain")
+    .description("why a user may or may not take a role, and what it would take")
+    .argument("<user>", "user name")
+    .argument("<target>", "zone or resource name")
+    .requiredOption("--role <role>", "the role")
+    .option("--for <duration>", "requested duration")
+    .option("--reason <text>", "justification to test", "")
+    .option("--ticket <id>", "ticket to test")
+    .option("--source-zone <zone>", "the zone the request would come from")
+    .option("--config <file>", "explain offline from this configuration file (no server)")
+    .action(
+      async (
+        user: string,
+        target: string,
+        options: {
+          role: string;
+          for?: string;
+          reason: string;
+          ticket?: string;
+          sourceZone?: string;
+          config?: string;
+        },
+      ) => {
+        let result: { user: string; explanation: ExplanationShape };
+        if (options.config) {
+          const loaded = await loadConfigFile(options.config);
+          if (!loaded.ok) throw new CliFailure(loaded.errors.map(formatIssue).join("\n"), "CONFIG_INVALID");
+          const policy = compilePolicy(loaded.config);
+          const groups = loaded.config.directory?.users[user]?.groups ?? [];
+          const isResource = Object.hasOwn(loaded.config.resources ?? {}, target);
+          const { parseDuration } = await import("../config/duration.js");
+          const explanation = explain(policy, {
+            principal: { name: user, groups },
+            target: isResource ? { resource: target } : { zone: target },
+            role: options.role,
+            durationMs: options.for ? parseDuration(options.for) : undefined,
+            reason: options.reason,
+            ticket: options.ticket ?? null,
+            sourceZone: options.sourceZone ?? null,
+            signals: {
+              incident: { open: false, severity: 99, id: "", title: "", ageSeconds: 0 },
+              sourceZone: options.sourceZone ?? null,
+            },
+            blockingOverdueReviews: 0,
+            now: Date.now(),
+          });
+          result = { user, explanation: explanation as unknown as ExplanationShape };
+        } else {
+          const c = await client(globals());
+          result = await c.post("/v1/decisions", {
+            user,
+            ...(await targetBody(c, target)),
+            role: options.role,
+            duration: options.for,
+            reason: options.reason,
+            ticket: options.ticket,
+            ...(options.sourceZone ? { sourceZone: options.sourceZone } : {}),
+          });
+        }
+        emit(result, () => describeExplanation(result.user, target, options.role, result.explanation));
+      },
+    );
+
+  program
+    .command("zones")
+    .description("list zones with their resources, policies and open incidents")
+    .action(async () => {
+      const { zones } = await (await client(globals())).get<{
+        zones: {
+          name: string;
+          enforcement: string;
+          resources: { name: string; type: string }[];
+          policies: { name: string }[];
+          openIncidents: { severity: number; title: string }[];
+        }[];
+      }>("/v1/zones");
+      emit({ zones }, () =>
+        table(
+          zones.map((z) => [
+            z.name,
+            z.enforcement,
+            z.resources.map((r) => `${r.name}(${r.type})`).join(", ") || "-",
+            z.policies.map((p) => p.name).join(", ") || "-",
+            z.openIncidents.map((i) => `sev${i.severity}: ${printable(i.title)}`).join("; ") || "-",
+          ]),
+          ["ZONE", "MODE", "RESOURCES", "BREAK-GLASS POLICIES", "OPEN INCIDENTS"],
+        ),
+      );
+    });
+
+  const users = program.command("users").description("manage local users and tokens (administrators)");
+  users
+    .command("add")
+    .description("create a local user and print its token, once")
+    .argument("<name>", "user name")
+    .option("--groups <list>", "comma-separated groups", "")
+    .action(async (name: string, options: { groups: string }) => {
+      const groups = options.groups
+        .split(",")
+        .map((g) => g.trim())
+        .filter(Boolean);
+      const created = await (await client(globals())).post<{ name: string; groups: string[]; token: string }>(
+        "/v1/users",
+        { name, groups },
+      );
+      emit(
+        created,
+        () =>
+          `created ${created.name} (groups: ${created.groups.join(", ") || "-"})\ntoken (shown once): ${created.token}`,
+      );
+    });
+  users
+    .command("token")
+    .description("issue a new token for an existing user and print it, once")
+    .argument("<name>", "user name")
+    .action(async (name: string) => {
+      const issued = await (await client(globals())).post<{ name: string; token: string }>(
+        `/v1/users/${encodeURIComponent(name)}/tokens`,
+        {},
+      );
+      emit(issued, () => `token for ${issued.name} (shown once): ${issued.token}`);
+    });
+  users
+    .command("list")
+    .description("list users and their groups")
+    .action(async () => {
+      const { users: list } = await (await client(globals())).get<{
+        users: { name: string; groups: string[]; isAdmin: boolean }[];
+      }>("/v1/users");
+      emit({ users: list }, () =>
+        table(
+          list.map((u) => [u.name, u.groups.join(",") || "-", u.isAdmin ? "admin" : ""]),
+          ["USER", "GROUPS", ""],
+        ),
+      );
+    });
+
+  const audit = program.command("audit").description("read and verify the audit chain");
+  audit
+    .command("verify")
+    .description("recompute the hash chain: OK with the count, or the first broken link")
+    .action(async () => {
+      const result = await (await client(globals())).get<{
+        ok: boolean;
+        count: number;
+        firstBadSeq: number | null;
+        reason: string | null;
+      }>("/v1/audit/verify");
+      emit(result, () =>
+        result.ok
+          ? `OK: ${result.count} events, chain intact`
+          : `BROKEN at seq ${result.firstBadSeq}: ${result.reason}`,
+      );
+      if (!result.ok) process.exitCode = 1;
+    });
+  audit
+    .command("tail")
+    .description("show the newest events")
+    .option("-n, --lines <n>", "how many", "20")
+    .option("-f, --follow", "keep printing new events as they are committed")
+    .action(async (options: { lines: string; follow?: boolean }) => {
+      const c = await client(globals());
+      const n = Math.min(Math.max(Number.parseInt(options.lines, 10) || 20, 1), 1000);
+      const { events } = await c.get<{ events: AuditEventShape[] }>(`/v1/audit?order=desc&limit=${n}`);
+      const ordered = events.reverse();
+      for (const event of ordered) printEvent(event, globals().json === true);
+      if (!options.follow) return;
+      const after = ordered.at(-1)?.seq ?? 0;
+      const stream = await c.stream(`/v1/events?afterSeq=${after}`);
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let split = buffer.indexOf("\n\n");
+        while (split >= 0) {
+          const frame = buffer.slice(0, split);
+          buffer = buffer.slice(split + 2);
+          const data = frame.split("\n").find((line) => line.startsWith("data: "));
+          if (data) printEvent(JSON.parse(data.slice(6)) as AuditEventShape, globals().json === true);
+          split = buffer.indexOf("\n\n");
+        }
+      }
+    });
+  audit
+    .command("export")
+    .description("write every event as JSON lines to standard output")
+    .action(async () => {
+      const stream = await (await client(globals())).stream("/v1/audit/export");
+      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+    });
+
+  const config = program.command("config").description("the running configuration");
+  config
+    .command("reload")
+    .description("ask the server to re-read its configuration file (administrators)")
+    .action(async () => {
+      const result = await (await client(globals())).post<{
+        changed: boolean;
+        digest: string;
+        summary: unknown;
+      }>("/v1/config/reload", {});
+      emit(result, () =>
+        result.changed
+          ? `applied configuration ${result.digest.slice(0, 12)}\n${JSON.stringify(result.summary, null, 2)}`
+          : "unchanged",
+      );
+    });
+
+  const incident = program
+    .command("incident")
+    .description("declare or resolve an incident by hand (administrators)");
+  incident
+    .command("open")
+    .argument("<zone>", "the zone affected")
+    .requiredOption("--id <id>", "an identifier for the incident, e.g. INC-4711")
+    .option("--severity <n>", "1 (worst) to 5", "3")
+    .option("--title <text>", "what is happening", "")
+    .action(async (zone: string, options: { id: string; severity: string; title: string }) => {
+      const result = await (await client(globals())).post("/v1/incidents", {
+        id: options.id,
+        zone,
+        severity: Number(options.severity),
+        title: options.title,
+        status: "open",
+      });
+      emit(result, () => `incident ${options.id} open in ${zone} (severity ${options.severity})`);
+    });
+  incident
+    .command("resolve")
+    .argument("<zone>", "the zone affected")
+    .requiredOption("--id <id>", "the incident's identifier")
+    .action(async (zone: string, options: { id: string }) => {
+      const result = await (await client(globals())).post("/v1/incidents", {
+        id: options.id,
+        zone,
+        status: "resolved",
+      });
+      emit(result, () => `incident ${options.id} resolved in ${zone}`);
+    });
+
+  program
+    .command("demo")
+    .description("play the 2 a.m. story against a running server (needs an administrator token)")
+    .option("--step-delay <ms>", "pause between steps", "700")
+    .action(async (options: { stepDelay: string }) => {
+      await runDemo({
+        client: await client(globals()),
+        json: globals().json === true,
+        stepDelayMs: Number(options.stepDelay) || 0,
+      });
+    });
+
+  return program;
+}
+
+type AuditEventShape = {
+  seq: number;
+  time: string;
+  type: string;
+  actor: string;
+  zone: string | null;
+  subject: string | null;
+  context: Record<string, unknown>;
+};
+type ExplanationShape = {
+  decision: {
+    outcome: string;
+    via?: string;
+    policy?: string;
+    reasons?: { code: string; message: string; policy?: string }[];
+    approvals?: { from: string[]; count: number }[];
+  };
+  policies: {
+    policy: string;
+    applies: boolean;
+    unmet: { code: string; message: string }[];
+    requires: { approvals: { from: string[]; count: number }[]; factors: string[] };
+  }[];
+};
+
+function printEvent(event: AuditEventShape, json: boolean) {
+  if (json) return out(JSON.stringify(event));
+  const about = [event.zone, event.subject].filter(Boolean).join(" ");
+  out(
+    `${String(event.seq).padStart(6)}  ${event.time}  ${event.type.padEnd(20)} ${event.actor.padEnd(16)} ${about}`,
+  );
+}
+
+function describeExplanation(
+  user: string,
+  target: string,
+  role: string,
+  explanation: ExplanationShape,
+): string {
+  const d = explanation.decision;
+  const lines: string[] = [];
+  if (d.outcome === "allow")
+    lines.push(
+      `ALLOW: ${user} may take role '${role}' on ${target} (${d.via}${d.policy ? `, policy ${d.policy}` : ""})`,
+    );
+  else if (d.outcome === "needs-approval")
+    lines.push(
+      `NEEDS APPROVAL under policy ${d.policy}: ${(d.approvals ?? []).map((a) => `${a.count} from ${a.from.join(" or ")}`).join(", then ")}`,
+    );
+  else {
+    lines.push(`DENY: ${user} may not take role '${role}' on ${target}`);
+    for (const reason of d.reasons ?? [])
+      lines.push(`  - [${reason.code}]${reason.policy ? ` ${reason.policy}:` : ""} ${reason.message}`);
+  }
+  for (const p of explanation.policies) {
+    lines.push(
+      `policy ${p.policy}: ${p.applies ? (p.unmet.length ? "unmet conditions" : "all conditions hold") : "does not apply"}`,
+    );
+    for (const u of p.unmet) lines.push(`  - [${u.code}] ${u.message}`);
+    if (p.requires.approvals.length)
+      lines.push(
+        `  requires approvals: ${p.requires.approvals.map((a) => `${a.count} from ${a.from.join(" or ")}`).join(", then ")}`,
+      );
+    if (p.requires.factors.length) lines.push(`  requires a factor: ${p.requires.factors.join(" or ")}`);
+  }
+  return lines.join("\n");
+}
+
+/** Runs the program; exit codes: 0 success, 1 refused or failed, 2 usage error. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  const json = argv.includes("--json");
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.code === "commander.help"
+      )
+        return 0;
+      if (error.code === "usage") process.stderr.write(`error: ${error.message}\n`);
+      return 2;
+    }
+    let code = "FAILED";
+    let message = error instanceof Error ? error.message : String(error);
+    let details: unknown;
+    if (error instanceof ApiError) {
+      code = error.code;
+      details = error.details;
+      if (error.code === "VALIDATION_FAILED" || error.code === "BAD_REQUEST") {
+        if (json) out({ error: { code, message, details } });
+        else process.stderr.write(`error: ${message} [${code}]${formatDetails(details)}\n`);
+        return 2;
+      }
+    } else if (error instanceof CliFailure) {
+      code = error.code;
+      details = error.details;
+    } else if (isFirebreakError(error)) {
+      code = error.code;
+      details = error.details;
+    } else if (!(error instanceof Error)) message = String(error);
+    if (json) out({ error: { code, message, details } });
+    else process.stderr.write(`error: ${message} [${code}]${formatDetails(details)}\n`);
+    return 1;
+  }
+}
+
+function formatDetails(details: unknown): string {
+  if (!details || typeof details !== "object") return "";
+  const d = details as {
+    reasons?: { code: string; message: string; policy?: string }[];
+    issues?: { path: string; message: string }[];
+  };
+  const lines = [
+    ...(d.reasons ?? []).map((r) => `  - [${r.code}]${r.policy ? ` ${r.policy}:` : ""} ${r.message}`),
+    ...(d.issues ?? []).map((i) => `  - ${i.path || "(body)"}: ${i.message}`),
+  ];
+  return lines.length ? `\n${lines.join("\n")}` : "";
+}
+
+const invokedDirectly =
+  process.argv[1] && (await import("node:url")).pathToFileURL(process.argv[1]).href === import.meta.url;
+const invokedAsBin = process.argv[1]?.endsWith("/firebreak") ?? false;
+if (invokedDirectly || invokedAsBin) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,686 @@
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from "yaml";
+import type { z } from "zod";
+import { CelCompileError, compileCondition, didYouMean } from "../policy/cel.js";
+import { parseDuration } from "./duration.js";
+import { configSchema, type FirebreakConfig, NAME_PATTERN } from "./schema.js";
+
+/**
+ * One problem in a configuration file. `line` and `column` are 1-based; both are 0 when the
+ * problem concerns the whole file (unreadable, too large). `path` is empty at the top level.
+ */
+export interface ConfigIssue {
+  file: string;
+  line: number;
+  column: number;
+  /** Where in the document, such as `breakGlass[0].duration.max`. */
+  path: string;
+  /** What was expected, or what is wrong. Never contains a value from the file that may be a secret. */
+  message: string;
+}
+
+export type LoadResult =
+  | { ok: true; config: FirebreakConfig; digest: string; warnings: ConfigIssue[] }
+  | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
+
+/** A configuration is a few kilobytes; anything near this is a mistake or an attack on the parser. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Aliases are expanded when the document becomes data; a cap defuses "billion laughs" files. */
+const MAX_ALIAS_COUNT = 100;
+const MAX_TICKET_PATTERN_LENGTH = 500;
+
+/** `firebreak.yaml:12:7: breakGlass[0].duration.max: expected a duration such as '90s'…` */
+export function formatIssue(issue: ConfigIssue): string {
+  const where = issue.line > 0 ? `${issue.file}:${issue.line}:${issue.column}` : issue.file;
+  return issue.path === "" ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`;
+}
+
+/** Reads and validates a configuration file; never throws for a bad or missing file. */
+export async function loadConfigFile(path: string): Promise<LoadResult> {
+  const whole = (message: string): LoadResult => ({
+    ok: false,
+    errors: [{ file: path, line: 0, column: 0, path: "", message }],
+    warnings: [],
+  });
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) return whole("not a regular file");
+    if (info.size > MAX_CONFIG_BYTES) return whole(tooLargeMessage(info.size));
+    return loadConfigText(await readFile(path, "utf8"), path);
+  } catch (error) {
+    return whole(describeFileError(error));
+  }
+}
+
+/**
+ * Parses and validates configuration text. Every problem is reported at once, each with the line
+ * and column of the node it concerns: YAML syntax, the schema, then references between sections
+ * (zones, resources, roles, conditions). Secret references are checked for form, not resolved.
+ */
+export function loadConfigText(text: string, fileName = "firebreak.yaml"): LoadResult {
+  const size = Buffer.byteLength(text, "utf8");
+  if (size > MAX_CONFIG_BYTES) {
+    return {
+      ok: false,
+      errors: [{ file: fileName, line: 0, column: 0, path: "", message: tooLargeMessage(size) }],
+      warnings: [],
+    };
+  }
+
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const report = new Reporter(fileName, document, lineCounter);
+
+  for (const error of document.errors) report.yaml(error, report.errors);
+  for (const warning of document.warnings) report.yaml(warning, report.warnings);
+  // A duplicated key leaves a usable document, so the rest is still worth checking; any other
+  // syntax error may have swallowed part of the file, and guessing past it misleads.
+  if (document.errors.some((error) => error.code !== "DUPLICATE_KEY")) return report.failure();
+
+  let raw: unknown;
+  try {
+    raw = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch {
+    report.add(
+      report.errors,
+      [],
+      "at",
+      `the document expands to too much data (more than ${MAX_ALIAS_COUNT} aliases)`,
+    );
+    return report.failure();
+  }
+
+  const parsed = configSchema.safeParse(raw, { error: expectation });
+  if (!parsed.success) for (const issue of parsed.error.issues) report.schemaIssue(issue, raw);
+  checkReferences(raw, report);
+
+  if (!parsed.success || report.errors.length > 0) return report.failure();
+  const digest = createHash("sha256").update(canonicalJson(parsed.data)).digest("hex");
+  return { ok: true, config: parsed.data, digest, warnings: report.sorted(report.warnings) };
+}
+
+/**
+ * The ticket pattern as the policy engine must compile it, so load-time validation and request-time
+ * matching can never disagree.
+ */
+export function compileTicketPattern(pattern: string): RegExp {
+  if (pattern.length > MAX_TICKET_PATTERN_LENGTH) {
+    throw new SyntaxError(`a pattern of at most ${MAX_TICKET_PATTERN_LENGTH} characters`);
+  }
+  return new RegExp(pattern);
+}
+
+/** JSON with object keys sorted at every level: equal configurations give equal text and digests. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (typeof value !== "object" || value === null) return value;
+  const sorted: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort()) {
+    const child = (value as Record<string, unknown>)[key];
+    if (child !== undefined) sorted[key] = sortKeys(child);
+  }
+  return sorted;
+}
+
+type Segment = string | number;
+type Target = "at" | "key";
+
+/** Turns paths into positions, using the YAML node tree and its line counter. */
+class Reporter {
+  readonly errors: ConfigIssue[] = [];
+  readonly warnings: ConfigIssue[] = [];
+
+  constructor(
+    private readonly file: string,
+    private readonly document: ReturnType<typeof parseDocument>,
+    private readonly lineCounter: LineCounter,
+  ) {}
+
+  /**
+   * Records an issue at `path`. `key` points at a mapping key (an unknown or badly named key);
+   * otherwise the value, or for a missing value the nearest mapping that exists.
+   */
+  add(into: ConfigIssue[], path: readonly Segment[], target: Target, message: string): void {
+    const offset = this.offsetOf(path, target);
+    const { line, col } = offset === undefined ? { line: 1, col: 1 } : this.lineCounter.linePos(offset);
+    into.push({ file: this.file, line, column: col, path: formatPath(path), message });
+  }
+
+  yaml(error: YAMLError, into: ConfigIssue[]): void {
+    const offset = error.pos[0];
+    const { line, col } = this.lineCounter.linePos(offset);
+    // The library's first line is the useful part; the rest repeats the source.
+    const detail = (error.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
+    const message =
+      error.code === "DUPLICATE_KEY"
+        ? "duplicate key: each key may appear only once in a mapping"
+        : `YAML syntax: ${detail}`;
+    into.push({ file: this.file, line, column: col, path: formatPath(this.pathAt(offset)), message });
+  }
+
+  schemaIssue(issue: z.core.$ZodIssue, raw: unknown): void {
+    const path = issue.path.filter((segment): segment is Segment => typeof segment !== "symbol");
+    if (issue.code === "unrecognized_keys") {
+      const allowed = allowedKeys(path);
+      for (const key of issue.keys) {
+        const hint = allowed.length > 0 ? `; expected one of: ${allowed.join(", ")}` : "";
+        this.add(this.errors, [...path, key], "key", `unknown key${didYouMean(key, allowed)}${hint}`);
+      }
+      return;
+    }
+    if (issue.code === "invalid_key") {
+      this.add(this.errors, path, "key", `expected ${issue.issues[0]?.message ?? "a valid name"}`);
+      return;
+    }
+    const value = valueAt(raw, path);
+    if (value === undefined && path.length > 0 && issue.code !== "custom") {
+      const expected = expectedAt(path, issue.message);
+      this.add(this.errors, path, "at", `missing required key '${path.at(-1)}': expected ${expected}`);
+    } else if (issue.code === "invalid_type") {
+      this.add(this.errors, path, "at", `expected ${issue.message}, got ${describeKind(value)}`);
+    } else {
+      this.add(this.errors, path, "at", `expected ${issue.message}`);
+    }
+  }
+
+  sorted(issues: ConfigIssue[]): ConfigIssue[] {
+    return [...issues].sort((a, b) => a.line - b.line || a.column - b.column || a.path.localeCompare(b.path));
+  }
+
+  failure(): LoadResult {
+    return { ok: false, errors: this.sorted(this.errors), warnings: this.sorted(this.warnings) };
+  }
+
+  /** Line number of the node at `path`, for messages that point at another place ("first used on line 3"). */
+  lineOf(path: readonly Segment[]): number {
+    const offset = this.offsetOf(path, "at");
+    return offset === undefined ? 0 : this.lineCounter.linePos(offset).line;
+  }
+
+  private offsetOf(path: readonly Segment[], target: Target): number | undefined {
+    let node: unknown = this.document.contents;
+    let parentOffset = startOf(node);
+    let keyOffset: number | undefined;
+    for (const segment of path) {
+      if (isAlias(node)) node = node.resolve(this.document);
+      let next: unknown;
+      keyOffset = undefined;
+      if (isMap(node)) {
+        const pair = node.items.find(
+          (item) => isScalar(item.key) && String(item.key.value) === String(segment),
+        );
+        if (pair === undefined) return parentOffset;
+        keyOffset = startOf(pair.key);
+        next = pair.value;
+      } else if (isSeq(node) && typeof segment === "number") {
+        next = node.items[segment];
+        if (next === undefined) return parentOffset;
+      } else {
+        return parentOffset;
+      }
+      node = next;
+      // An empty value (`duration:`) has no range of its own; its key stands in for it.
+      parentOffset = startOf(node) ?? keyOffset ?? parentOffset;
+    }
+    return target === "key" ? (keyOffset ?? parentOffset) : parentOffset;
+  }
+
+  /** The path of the innermost node containing `offset`, so syntax errors also say where they are. */
+  private pathAt(offset: number): Segment[] {
+    const path: Segment[] = [];
+    let node: unknown = this.document.contents;
+    for (;;) {
+      if (isMap(node)) {
+        const pair = node.items.find((item) => {
+          const start = startOf(item.key);
+          const end = endOf(item.value) ?? endOf(item.key);
+          return start !== undefined && end !== undefined && start <= offset && offset <= end;
+        });
+        if (pair === undefined || !isScalar(pair.key)) return path;
+        path.push(String(pair.key.value));
+        node = pair.value;
+      } else if (isSeq(node)) {
+        const index = node.items.findIndex((item) => {
+          const start = startOf(item);
+          const end = endOf(item);
+          return start !== undefined && end !== undefined && start <= offset && offset <= end;
+        });
+        if (index < 0) return path;
+        path.push(index);
+        node = node.items[index];
+      } else {
+        return path;
+      }
+    }
+  }
+}
+
+function startOf(node: unknown): number | undefined {
+  return (node as Node | null | undefined)?.range?.[0] ?? undefined;
+}
+
+function endOf(node: unknown): number | undefined {
+  return (node as Node | null | undefined)?.range?.[2] ?? undefined;
+}
+
+/** `breakGlass[0].duration.max`; keys that are not plain words are quoted so a hostile key stays inert. */
+export function formatPath(path: readonly Segment[]): string {
+  let text = "";
+  for (const segment of path) {
+    if (typeof segment === "number") text += `[${segment}]`;
+    else if (/^[A-Za-z0-9_-]+$/.test(segment) && segment.length <= 80)
+      text += text === "" ? segment : `.${segment}`;
+    else text += `[${JSON.stringify(segment.length > 80 ? `${segment.slice(0, 77)}...` : segment)}]`;
+  }
+  return text;
+}
+
+function valueAt(root: unknown, path: readonly Segment[]): unknown {
+  let value = root;
+  for (const segment of path) {
+    if (typeof value !== "object" || value === null) return undefined;
+    value = (value as Record<string, unknown>)[segment];
+  }
+  return value;
+}
+
+function describeKind(value: unknown): string {
+  if (value === null) return "an empty value";
+  if (Array.isArray(value)) return "a list";
+  switch (typeof value) {
+    case "object":
+      return "a mapping";
+    case "string":
+      return "a string";
+    case "number":
+      return Number.isInteger(value) ? "a whole number" : "a number";
+    case "boolean":
+      return "true or false";
+    default:
+      return typeof value;
+  }
+}
+
+type SchemaDef = Record<string, unknown> & { type: string };
+const defOf = (schema: unknown): SchemaDef | undefined =>
+  (schema as { _zod?: { def?: SchemaDef } } | undefined)?._zod?.def;
+
+/** The schema that validates the value at `path`, past wrappers that do not change its shape. */
+function schemaAt(path: readonly Segment[]): z.ZodType | undefined {
+  let schema: unknown = configSchema;
+  for (let index = 0; ; index++) {
+    for (let def = defOf(schema); def !== undefined; def = defOf(schema)) {
+      if (["optional", "default", "nullable", "prefault"].includes(def.type)) schema = def.innerType;
+      else if (def.type === "pipe") schema = def.in;
+      else break;
+    }
+    const def = defOf(schema);
+    if (def === undefined) return undefined;
+    if (index === path.length) return schema as z.ZodType;
+    const segment = path[index] as Segment;
+    if (def.type === "object") schema = (def.shape as Record<string, unknown>)[segment];
+    else if (def.type === "array") schema = def.element;
+    else if (def.type === "record") schema = def.valueType;
+    else return undefined;
+  }
+}
+
+/** The keys an object accepts at `path`, for "unknown key" messages. */
+function allowedKeys(path: readonly Segment[]): string[] {
+  const def = defOf(schemaAt(path));
+  return def?.type === "object" ? Object.keys(def.shape as object) : [];
+}
+
+/**
+ * What a missing value should have been. Validating an empty placeholder against the schema at
+ * `path` yields the schema's own phrasing ("a duration such as '90s'…") rather than "a string".
+ */
+function expectedAt(path: readonly Segment[], fallback: string): string {
+  const schema = schemaAt(path);
+  const type = defOf(schema)?.type;
+  const placeholder = type === "string" ? "" : undefined;
+  if (schema === undefined || placeholder === undefined) return fallback;
+  const probe = schema.safeParse(placeholder, { error: expectation });
+  return probe.success ? fallback : (probe.error.issues[0]?.message ?? fallback);
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  int: "a whole number",
+  boolean: "true or false",
+  array: "a list",
+  object: "a mapping",
+  record: "a mapping",
+};
+
+/**
+ * Phrases zod's built-in issues as "what was expected" (the loader prefixes "expected"). Issues
+ * with a message in the schema itself keep that message, which is written the same way.
+ */
+const expectation: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case "invalid_type":
+      return TYPE_NAMES[issue.expected] ?? `a ${issue.expected}`;
+    case "too_small": {
+      const minimum = Number(issue.minimum);
+      if (issue.origin === "string")
+        return minimum === 1 ? "a non-empty string" : `at least ${minimum} characters`;
+      if (issue.origin === "array") return `at least ${minimum} item${minimum === 1 ? "" : "s"}`;
+      return issue.inclusive ? `a number of at least ${minimum}` : `a number greater than ${minimum}`;
+    }
+    case "too_big": {
+      const maximum = Number(issue.maximum);
+      if (issue.origin === "string") return `at most ${maximum} characters`;
+      if (issue.origin === "array") return `at most ${maximum} items`;
+      return issue.inclusive ? `a number of at most ${maximum}` : `a number less than ${maximum}`;
+    }
+    case "invalid_value":
+      return issue.values.length === 1
+        ? `${JSON.stringify(issue.values[0])}`
+        : `one of ${issue.values.map((value) => `'${String(value)}'`).join(", ")}`;
+    case "invalid_format":
+      return issue.format === "url" ? "a URL such as 'https://sso.example.com'" : `a valid ${issue.format}`;
+    case "invalid_union": {
+      const alternatives = new Set(issue.errors.map((branch) => branch[0]?.message ?? "another value"));
+      return [...alternatives].join(" or ");
+    }
+    case "not_multiple_of":
+      return `a multiple of ${String(issue.divisor)}`;
+    default:
+      return undefined;
+  }
+};
+
+function tooLargeMessage(size: number): string {
+  return `the file is ${size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`;
+}
+
+function describeFileError(error: unknown): string {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case "ENOENT":
+      return "file not found";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "EISDIR":
+      return "not a regular file";
+    default:
+      return "cannot read the file";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// References between sections. These run on the raw document, not the schema's output, so that
+// they are reported together with schema errors; every access is therefore defensive.
+
+type Raw = Record<string, unknown>;
+const isRaw = (value: unknown): value is Raw =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+const entriesOf = (value: unknown): [string, unknown][] => (isRaw(value) ? Object.entries(value) : []);
+const itemsOf = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+const stringOf = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+const each = (value: unknown, visit: (item: unknown, index: number) => void): void => {
+  for (const [index, item] of itemsOf(value).entries()) visit(item, index);
+};
+
+const SECRET_REF = /^(env:|file:\/)/;
+// `scheme://user:password@host`: a literal credential where a secret reference belongs.
+const URL_WITH_PASSWORD = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/;
+
+function checkReferences(raw: unknown, report: Reporter): void {
+  if (!isRaw(raw)) return;
+  const error = (path: Segment[], message: string) => report.add(report.errors, path, "at", message);
+  const warn = (path: Segment[], message: string) => report.add(report.warnings, path, "at", message);
+
+  const zones = new Set(entriesOf(raw.zones).map(([name]) => name));
+  const resources = new Map<string, { zone: string | undefined; roles: Set<string> }>();
+  for (const [name, resource] of entriesOf(raw.resources)) {
+    const body = isRaw(resource) ? resource : {};
+    resources.set(name, {
+      zone: stringOf(body.zone),
+      roles: new Set(entriesOf(body.roles).map(([role]) => role)),
+    });
+  }
+  const users = new Set<string>();
+  const groups = new Set<string>();
+  const directory = isRaw(raw.directory) ? raw.directory : {};
+  for (const [name, user] of entriesOf(directory.users)) {
+    users.add(name);
+    for (const group of itemsOf(isRaw(user) ? user.groups : undefined)) {
+      if (typeof group === "string") groups.add(group);
+    }
+  }
+
+  // A name the schema rejects is reported there, and is neither looked up nor listed here.
+  const validZones = [...zones].filter((name) => NAME_PATTERN.test(name));
+  const validResources = [...resources.keys()].filter((name) => NAME_PATTERN.test(name));
+  const zone = (path: Segment[], value: unknown) => {
+    const name = stringOf(value);
+    if (name === undefined || zones.has(name) || !NAME_PATTERN.test(name)) return;
+    error(path, `unknown zone '${name}'${didYouMean(name, validZones)}; zones are: ${listOf(validZones)}`);
+  };
+  const resource = (path: Segment[], value: unknown) => {
+    const name = stringOf(value);
+    if (name === undefined || resources.has(name) || !NAME_PATTERN.test(name)) return false;
+    const known = `resources are: ${listOf(validResources)}`;
+    error(path, `unknown resource '${name}'${didYouMean(name, validResources)}; ${known}`);
+    return true;
+  };
+  const principal = (path: Segment[], value: unknown) => {
+    const ref = stringOf(value);
+    if (ref?.startsWith("group:")) {
+      const group = ref.slice("group:".length);
+      if (!groups.has(group)) {
+        warn(
+          path,
+          `no directory user is in group '${group}'; fine only if your identity provider supplies it`,
+        );
+      }
+    } else if (ref?.startsWith("user:")) {
+      const user = ref.slice("user:".length);
+      if (!users.has(user)) {
+        warn(path, `user '${user}' is not in the directory; fine only if your identity provider supplies it`);
+      }
+    }
+  };
+  /** Where a role must be defined: the named resources, or all resources of the zone. */
+  const role = (
+    path: Segment[],
+    value: unknown,
+    zoneName: string | undefined,
+    only: string[] | undefined,
+  ) => {
+    const name = stringOf(value);
+    if (name === undefined || !NAME_PATTERN.test(name) || zoneName === undefined || !zones.has(zoneName))
+      return;
+    const candidates = (only ?? [...resources.keys()]).filter((resourceName) => {
+      const found = resources.get(resourceName);
+      return found !== undefined && found.zone === zoneName;
+    });
+    if (candidates.length === 0) return;
+    const defined = new Set(
+      candidates.flatMap((resourceName) => [...(resources.get(resourceName)?.roles ?? [])]),
+    );
+    if (defined.has(name)) return;
+    const where =
+      only === undefined
+        ? `no resource in zone '${zoneName}'`
+        : `none of the resources ${candidates.map((c) => `'${c}'`).join(", ")}`;
+    error(
+      path,
+      `${where} defines role '${name}'${didYouMean(name, [...defined])}; roles defined there: ${listOf(defined)}`,
+    );
+  };
+  const secretFree = (path: Segment[], value: unknown) => {
+    const text = stringOf(value);
+    if (text !== undefined && !SECRET_REF.test(text) && URL_WITH_PASSWORD.test(text)) {
+      error(
+        path,
+        "this URL contains a password; write a secret reference such as 'env:NAME' or 'file:/path' instead",
+      );
+    }
+  };
+
+  for (const name of ["administrators", "auditors"] as const) {
+    each(raw[name], (ref, index) => principal([name, index], ref));
+  }
+
+  each(raw.flows, (flow, index) => {
+    if (!isRaw(flow)) return;
+    zone(["flows", index, "from"], flow.from);
+    zone(["flows", index, "to"], flow.to);
+  });
+
+  for (const [name, body] of entriesOf(raw.resources)) {
+    if (!isRaw(body)) continue;
+    zone(["resources", name, "zone"], body.zone);
+    for (const [key, value] of entriesOf(body.connection))
+      secretFree(["resources", name, "connection", key], value);
+  }
+
+  each(raw.standing, (binding, index) => {
+    if (!isRaw(binding)) return;
+    const path: Segment[] = ["standing", index];
+    zone([...path, "zone"], binding.zone);
+    const unknownResource = resource([...path, "resource"], binding.resource);
+    const resourceName = stringOf(binding.resource);
+    if (resourceName !== undefined && !unknownResource) {
+      role([...path, "role"], binding.role, resources.get(resourceName)?.zone, [resourceName]);
+    } else if (resourceName === undefined) {
+      role([...path, "role"], binding.role, stringOf(binding.zone), undefined);
+    }
+    if (binding.group !== undefined) principal([...path, "group"], `group:${String(binding.group)}`);
+    if (binding.user !== undefined) principal([...path, "user"], `user:${String(binding.user)}`);
+  });
+
+  const policyNames = new Map<string, number>();
+  each(raw.breakGlass, (policy, index) => {
+    if (!isRaw(policy)) return;
+    const path: Segment[] = ["breakGlass", index];
+    const name = stringOf(policy.name);
+    if (name !== undefined) {
+      const first = policyNames.get(name);
+      if (first === undefined) policyNames.set(name, index);
+      else {
+        const line = report.lineOf(["breakGlass", first, "name"]);
+        error(
+          [...path, "name"],
+          `policy name '${name}' is already used by breakGlass[${first}] (line ${line})`,
+        );
+      }
+    }
+
+    const zoneName = stringOf(policy.zone);
+    zone([...path, "zone"], policy.zone);
+    const restrictedTo: string[] = [];
+    each(policy.resources, (value, resourceIndex) => {
+      const resourcePath = [...path, "resources", resourceIndex];
+      if (resource(resourcePath, value)) return;
+      const resourceName = stringOf(value);
+      if (resourceName === undefined) return;
+      const actualZone = resources.get(resourceName)?.zone;
+      if (zoneName !== undefined && actualZone !== undefined && actualZone !== zoneName) {
+        error(
+          resourcePath,
+          `resource '${resourceName}' is in zone '${actualZone}', not in this policy's zone '${zoneName}'`,
+        );
+        return;
+      }
+      restrictedTo.push(resourceName);
+    });
+    const only = Array.isArray(policy.resources) ? restrictedTo : undefined;
+    each(policy.roles, (value, roleIndex) => role([...path, "roles", roleIndex], value, zoneName, only));
+
+    each(policy.eligible, (ref, refIndex) => principal([...path, "eligible", refIndex], ref));
+    each(policy.approvals, (step, stepIndex) => {
+      if (!isRaw(step)) return;
+      const fromPath = [...path, "approvals", stepIndex, "from"];
+      if (Array.isArray(step.from))
+        each(step.from, (ref, refIndex) => principal([...fromPath, refIndex], ref));
+      else principal(fromPath, step.from);
+    });
+    if (isRaw(policy.review)) {
+      each(policy.review.by, (ref, refIndex) => principal([...path, "review", "by", refIndex], ref));
+    }
+    each(policy.sourceZones, (value, zoneIndex) => zone([...path, "sourceZones", zoneIndex], value));
+
+    if (isRaw(policy.duration)) {
+      const defaultMs = durationOrUndefined(policy.duration.default);
+      const maxMs = durationOrUndefined(policy.duration.max);
+      if (defaultMs !== undefined && maxMs !== undefined && defaultMs > maxMs) {
+        error(
+          [...path, "duration", "default"],
+          `expected a default no longer than max (${String(policy.duration.max)})`,
+        );
+      }
+    }
+
+    if (isRaw(policy.justification)) {
+      const ticket = stringOf(policy.justification.ticket);
+      if (ticket !== undefined && ticket.length <= MAX_TICKET_PATTERN_LENGTH) {
+        try {
+          compileTicketPattern(ticket);
+        } catch (problem) {
+          error(
+            [...path, "justification", "ticket"],
+            `expected a regular expression: ${(problem as Error).message}`,
+          );
+        }
+      }
+    }
+
+    condition([...path, "when"], policy.when);
+    if (isRaw(policy.autoApprove)) condition([...path, "autoApprove", "when"], policy.autoApprove.when);
+  });
+
+  function condition(path: Segment[], value: unknown): void {
+    const source = stringOf(value);
+    // Empty and oversized conditions are the schema's to report.
+    if (source === undefined || source.length === 0 || source.length > 4096) return;
+    try {
+      compileCondition(source);
+    } catch (problem) {
+      if (!(problem instanceof CelCompileError)) throw problem;
+      error(path, `expected a CEL condition over principal, request, signals and now: ${problem.message}`);
+    }
+  }
+
+  const signals = isRaw(raw.signals) ? raw.signals : {};
+  const pagerduty = isRaw(signals.pagerduty) ? signals.pagerduty : {};
+  for (const [service, value] of entriesOf(pagerduty.services))
+    zone(["signals", "pagerduty", "services", service], value);
+
+  const audit = isRaw(raw.audit) ? raw.audit : {};
+  const sinkNames = new Set<string>();
+  each(audit.sinks, (sink, index) => {
+    if (!isRaw(sink)) return;
+    const name = stringOf(sink.name);
+    if (name !== undefined) {
+      if (sinkNames.has(name)) error(["audit", "sinks", index, "name"], `sink name '${name}' is used twice`);
+      sinkNames.add(name);
+    }
+    secretFree(["audit", "sinks", index, "url"], sink.url);
+  });
+}
+
+function durationOrUndefined(value: unknown): number | undefined {
+  if (typeof value !== "string") return undefined;
+  try {
+    return parseDuration(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function listOf(names: Iterable<string>): string {
+  const all = [...names];
+  if (all.length === 0) return "(none)";
+  const shown = all.slice(0, 20).join(", ");
+  return all.length > 20 ? `${shown} and ${all.length - 20} more` : shown;
+}

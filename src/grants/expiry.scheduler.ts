@@ -1,0 +1,150 @@
+import type { Db } from "../db/types.js";
+import { listLapsing, nextLapse } from "../requests/request.repo.js";
+import type { RequestService } from "../requests/request.service.js";
+import type { Clock } from "../shared/clock.js";
+import type { InTransaction } from "../shared/transaction.js";
+import {
+  findGrant,
+  listDueGrants,
+  listOverdueReviews,
+  listRevocationsDue,
+  listUnfinishedEffects,
+  markReviewAlerted,
+  nextGrantDue,
+} from "./grant.repo.js";
+import type { GrantService } from "./grant.service.js";
+
+const BATCH = 200;
+/** Even with nothing due, look again this often: another process may have added work. */
+const MAX_SLEEP_MS = 5_000;
+
+/**
+ * Acts on time: expires grants, lapses requests, retries revocations, raises overdue-review alerts.
+ * Each pass reads only what is due, through indexes on the due times, so its cost grows with what
+ * is due rather than with what exists. Between passes it sleeps until the next due time.
+ */
+export function createExpiryScheduler(deps: {
+  db: Db;
+  clock: Clock;
+  inTransaction: InTransaction;
+  grants: Pick<GrantService, "close" | "revokeEffects" | "issueEffects">;
+  requests: Pick<RequestService, "lapseIfDue">;
+  onError: (error: unknown) => void;
+}) {
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<number> | null = null;
+  let stopped = true;
+
+  /** One pass over everything due now; returns how many items it acted on. */
+  async function runDue(): Promise<number> {
+    let acted = 0;
+    const now = deps.clock.now();
+    for (;;) {
+      const due = await listDueGrants(deps.db, now, BATCH);
+      for (const grant of due)
+        if (await deps.grants.close(grant.id, "expired", "system:scheduler", "the grant's window ended"))
+          acted++;
+      if (due.length < BATCH) break;
+    }
+    for (;;) {
+      const lapsing = await listLapsing(deps.db, now, BATCH);
+      for (const request of lapsing)
+        if (await deps.inTransaction((unit) => deps.requests.lapseIfDue(unit, request))) acted++;
+      if (lapsing.length < BATCH) break;
+    }
+    for (const grant of await listRevocationsDue(deps.db, now, BATCH)) {
+      await deps.grants.revokeEffects(grant);
+      acted++;
+    }
+    for (const grant of await listOverdueReviews(deps.db, now, BATCH)) {
+      await deps.inTransaction(async (unit) => {
+        await markReviewAlerted(unit.tx, grant.id, unit.now);
+        await unit.audit({
+          type: "alert.raised",
+          actor: "system:scheduler",
+          zone: grant.zone,
+          resource: grant.resource,
+          subject: grant.id,
+          context: {
+            alert: "review-overdue",
+            grant: grant.id,
+            user: grant.user,
+            role: grant.role,
+            dueAt: new Date(grant.reviewDueAt ?? 0).toISOString(),
+            blocksNextRequest: grant.reviewBlock,
+          },
+        });
+      });
+      acted++;
+    }
+    return acted;
+  }
+
+  /**
+   * Completes what a crash interrupted: effects recorded as intent are issued when their grant is
+   * still active, and revoked when it is not. Run once at start, before serving.
+   */
+  async function finishUnfinished(): Promise<number> {
+    let finished = 0;
+    const grantIds = new Set((await listUnfinishedEffects(deps.db)).map((e) => e.grantId));
+    for (const id of grantIds) {
+      const grant = await findGrant(deps.db, id);
+      if (!grant) continue;
+      if (grant.state === "active" && grant.endsAt > deps.clock.now()) {
+        await deps.grants.issueEffects(grant).catch(deps.onError);
+      } else {
+        await deps.grants.revokeEffects(grant);
+      }
+      finished++;
+    }
+    return finished;
+  }
+
+  async function pass() {
+    if (running) return running;
+    running = runDue()
+      .catch((error) => {
+        deps.onError(error);
+        return 0;
+      })
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  }
+
+  async function schedule() {
+    if (stopped) return;
+    const next = Math.min(
+      ...[await nextGrantDue(deps.db), await nextLapse(deps.db)].map((t) => t ?? Number.POSITIVE_INFINITY),
+    );
+    const delay = Math.max(0, Math.min(next - deps.clock.now(), MAX_SLEEP_MS));
+    timer = setTimeout(async () => {
+      await pass();
+      await schedule().catch(deps.onError);
+    }, delay);
+  }
+
+  return {
+    runDue: pass,
+    finishUnfinished,
+    /** Starts the loop; the first pass finishes everything that fell due while the server was down. */
+    async start() {
+      stopped = false;
+      await finishUnfinished();
+      await pass();
+      await schedule();
+    },
+    /** Wakes the loop early, e.g. after a grant with a short window was created. */
+    poke() {
+      if (stopped) return;
+      if (timer) clearTimeout(timer);
+      schedule().catch(deps.onError);
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}

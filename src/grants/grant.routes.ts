@@ -1,0 +1,103 @@
+import { z } from "zod";
+import { type AnyRoute, defineRoute } from "../http/route.js";
+import type { Clock } from "../shared/clock.js";
+import { ID_PATTERN } from "../shared/ids.js";
+import type { GrantRecord } from "./grant.repo.js";
+import type { GrantService } from "./grant.service.js";
+import { grantViewSchema, toGrantView } from "./grant.views.js";
+
+const idParams = z.object({ id: z.string().regex(ID_PATTERN, "a grant id such as 'grt_…'") });
+
+export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }): AnyRoute[] {
+  const view = async (grant: GrantRecord) =>
+    toGrantView(grant, await deps.grants.effects(grant.id), deps.clock.now());
+  return [
+    defineRoute({
+      method: "GET",
+      url: "/v1/grants",
+      summary: "Grants the caller may see, newest first",
+      tag: "grants",
+      auth: "user",
+      query: z.object({
+        active: z.enum(["true", "false"]).optional(),
+        state: z.enum(["active", "expired", "revoked"]).optional(),
+        mine: z.enum(["true", "false"]).optional(),
+        limit: z.coerce.number().int().min(1).max(500).optional(),
+      }),
+      reply: z.object({ grants: z.array(grantViewSchema) }),
+      async handler({ principal, query }) {
+        const rows = await deps.grants.list(principal, {
+          state: query.active === "true" ? "active" : query.state,
+          mine: query.mine === "true",
+          limit: query.limit,
+        });
+        return { grants: await Promise.all(rows.map(view)) };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/v1/grants/:id",
+      summary: "One grant: its window, revocation status and review",
+      tag: "grants",
+      auth: "user",
+      params: idParams,
+      reply: grantViewSchema,
+      async handler({ principal, params }) {
+        return view(await deps.grants.load(principal, params.id));
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/grants/:id/revoke",
+      summary: "End an active grant now; access is taken away and the revocation verified",
+      tag: "grants",
+      auth: "user",
+      params: idParams,
+      body: z.strictObject({ reason: z.string().min(1).max(4000) }),
+      reply: grantViewSchema,
+      async handler({ principal, params, body }) {
+        return view(await deps.grants.revoke(principal, params.id, body.reason));
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/grants/:id/review",
+      summary:
+        "Review a break-glass use: accept or flag it, with notes (never by the requester or its approvers)",
+      tag: "reviews",
+      auth: "user",
+      params: idParams,
+      body: z.strictObject({ verdict: z.enum(["accept", "flag"]), notes: z.string().min(1).max(4000) }),
+      reply: grantViewSchema,
+      async handler({ principal, params, body }) {
+        return view(
+          await deps.grants.review(
+            principal,
+            params.id,
+            body.verdict === "accept" ? "accepted" : "flagged",
+            body.notes,
+          ),
+        );
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/v1/reviews",
+      summary: "Break-glass uses awaiting review (due, or only overdue)",
+      tag: "reviews",
+      auth: "user",
+      query: z.object({
+        due: z.enum(["true", "false"]).optional(),
+        overdue: z.enum(["true", "false"]).optional(),
+      }),
+      reply: z.object({ reviews: z.array(grantViewSchema) }),
+      async handler({ principal, query }) {
+        const rows = await deps.grants.list(principal, {
+          reviewDue: query.due !== "false",
+          overdue: query.overdue === "true",
+        });
+        return { reviews: await Promise.all(rows.map(view)) };
+      },
+    }),
+  ];
+}

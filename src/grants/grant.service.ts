@@ -1,0 +1,523 @@
+import type { FirebreakConfig } from "../config/schema.js";
+import type { Db, GrantState, ReviewState } from "../db/types.js";
+import { assert, FirebreakError } from "../errors.js";
+import type { ConnectorRegistry } from "../plugins/registry.js";
+import { matchesPrincipal } from "../policy/approvals.js";
+import { findRequest, listApprovals, transitionRequest } from "../requests/request.repo.js";
+import { type RequestService, requestContext } from "../requests/request.service.js";
+import type { Clock } from "../shared/clock.js";
+import { newId } from "../shared/ids.js";
+import type { InTransaction } from "../shared/transaction.js";
+import type { Principal } from "../users/user.service.js";
+import {
+  closeGrant,
+  findGrant,
+  type GrantRecord,
+  hasActiveGrant,
+  insertEffect,
+  insertGrant,
+  listEffects,
+  listGrants,
+  recordReview,
+  setRevocation,
+  updateEffect,
+} from "./grant.repo.js";
+
+const MAX_NOTES = 4000;
+/** Retry delays for closing and verifying: 1s, 2s, 4s … capped at 5 minutes. */
+const MAX_RETRY_DELAY_MS = 5 * 60_000;
+
+export interface GrantListener {
+  activated(grant: GrantRecord): void;
+  closed(grant: GrantRecord): void;
+}
+
+export function createGrantService(deps: {
+  db: Db;
+  clock: Clock;
+  inTransaction: InTransaction;
+  current: () => { config: FirebreakConfig };
+  connectors: ConnectorRegistry;
+  requests: Pick<RequestService, "load" | "lapseIfDue">;
+  listener: GrantListener;
+}) {
+  function canSee(principal: Principal, grant: GrantRecord): boolean {
+    return (
+      principal.isAdmin || principal.isAuditor || principal.name === grant.user || canReview(principal, grant)
+    );
+  }
+
+  function reviewersOf(grant: GrantRecord) {
+    const policy = deps.current().config.breakGlass?.find((p) => p.name === grant.policy);
+    return policy?.review?.by ?? null;
+  }
+
+  /** Reviewers are named by the policy, or else administrators and auditors; never the requester. */
+  function canReview(principal: Principal, grant: GrantRecord): boolean {
+    if (principal.name === grant.user) return false;
+    const by = reviewersOf(grant);
+    return by
+      ? matchesPrincipal(by, principal.name, principal.groups)
+      : principal.isAdmin || principal.isAuditor;
+  }
+
+  async function load(principal: Principal, id: string) {
+    const grant = await findGrant(deps.db, id);
+    if (!grant || !canSee(principal, grant)) throw new FirebreakError("NOT_FOUND", "no such grant");
+    return grant;
+  }
+
+  /**
+   * Issues what the grant's resources need. Intent rows were written with the grant; each is
+   * completed here, after the connector answered. A crash in between leaves an `intent` row that
+   * `finishUnfinished` completes or undoes at the next start.
+   */
+  async function issueEffects(grant: GrantRecord) {
+    const config = deps.current().config;
+    for (const effect of await listEffects(deps.db, grant.id)) {
+      if (effect.state !== "intent") continue;
+      const resource = config.resources?.[effect.resource];
+      try {
+        assert(resource, "CONNECTOR_FAILED", `resource '${effect.resource}' is no longer configured`);
+        const issued = await deps.connectors[resource.type].issue({
+          grantId: grant.id,
+          user: grant.user,
+          zone: grant.zone,
+          resourceName: effect.resource,
+          resource,
+          role: grant.role,
+          startsAt: grant.startsAt,
+          endsAt: grant.endsAt,
+          sourceZone: null,
+        });
+        await deps.inTransaction(async (unit) => {
+          await updateEffect(unit.tx, effect.id, {
+            state: "issued",
+            detail: { externalId: issued.externalId, ...issued.detail },
+            now: unit.now,
+          });
+          await unit.audit({
+            type: "credential.issued",
+            actor: "system:firebreak",
+            zone: grant.zone,
+            resource: effect.resource,
+            subject: grant.id,
+            context: {
+              grant: grant.id,
+              user: grant.user,
+              role: grant.role,
+              connector: resource.type,
+              externalId: issued.externalId,
+              validUntil: new Date(grant.endsAt).toISOString(),
+            },
+          });
+        });
+      } catch (error) {
+        const message = error instanceof FirebreakError ? error.message : "the connector failed";
+        await deps.inTransaction(async (unit) => {
+          await updateEffect(unit.tx, effect.id, { state: "failed", now: unit.now });
+          await unit.audit({
+            type: "alert.raised",
+            actor: "system:firebreak",
+            zone: grant.zone,
+            resource: effect.resource,
+            subject: grant.id,
+            context: { alert: "issuance-failed", grant: grant.id, message },
+          });
+        });
+        await close(grant.id, "revoked", "system:firebreak", `issuance failed: ${message}`);
+        throw new FirebreakError(
+          "CONNECTOR_FAILED",
+          `could not issue access on ${effect.resource}: ${message}`,
+        );
+      }
+    }
+  }
+
+  /** Closes an active grant (expiry or revoke) in one transaction, then takes access away. */
+  async function close(id: string, state: "expired" | "revoked", actor: string, reason: string) {
+    const closed = await deps.inTransaction(async (unit) => {
+      const grant = await findGrant(unit.tx, id);
+      if (grant?.state !== "active") return null;
+      const effects = await listEffects(unit.tx, id);
+      const needsRevocation = effects.some((e) => e.state !== "closed");
+      const ok = await closeGrant(unit.tx, id, {
+        state,
+        now: unit.now,
+        reason,
+        closedBy: actor,
+        revocationStatus: needsRevocation ? "pending" : "not-needed",
+      });
+      if (!ok) return null;
+      await transitionRequest(unit.tx, grant.requestId, ["active"], state, unit.now, {
+        closedReason: reason,
+      });
+      const request = await findRequest(unit.tx, grant.requestId);
+      await unit.audit({
+        type: state === "expired" ? "grant.expired" : "grant.revoked",
+        actor,
+        zone: grant.zone,
+        resource: grant.resource,
+        subject: id,
+        context: {
+          grant: id,
+          user: grant.user,
+          role: grant.role,
+          reason,
+          endsAt: new Date(grant.endsAt).toISOString(),
+          ...(request ? requestContext(request) : {}),
+        },
+      });
+      return {
+        ...grant,
+        state,
+        closedAt: unit.now,
+        closeReason: reason,
+        closedBy: actor,
+        revocationStatus: needsRevocation ? ("pending" as const) : ("not-needed" as const),
+      };
+    });
+    if (closed) {
+      deps.listener.closed(closed);
+      await revokeEffects(closed);
+    }
+    return closed;
+  }
+
+  /**
+   * Takes issued access away and proves it is gone. On failure the grant stays `failed` with a
+   * next attempt time, an alert is raised, and the scheduler retries with backoff until it works.
+   */
+  async function revokeEffects(grant: GrantRecord): Promise<boolean> {
+    const config = deps.current().config;
+    const effects = (await listEffects(deps.db, grant.id)).filter(
+      (e) => e.state === "issued" || e.state === "intent" || e.state === "failed",
+    );
+    try {
+      for (const effect of effects) {
+        const resource = config.resources?.[effect.resource];
+        assert(
+          resource,
+          "CONNECTOR_FAILED",
+          `resource '${effect.resource}' is no longer configured; cannot prove access is gone`,
+        );
+        const connector = deps.connectors[resource.type];
+        const context = {
+          grantId: grant.id,
+          user: grant.user,
+          resourceName: effect.resource,
+          resource,
+          externalId: String(effect.detail.externalId ?? `fb_${grant.id}`),
+        };
+        await connector.revoke(context);
+        const gone = await connector.verifyRevoked(context);
+        assert(gone, "CONNECTOR_FAILED", `access on ${effect.resource} still works after revoking it`);
+        await deps.inTransaction(async (unit) => {
+          await updateEffect(unit.tx, effect.id, { state: "closed", now: unit.now });
+          await unit.audit({
+            type: "credential.revoked",
+            actor: "system:firebreak",
+            zone: grant.zone,
+            resource: effect.resource,
+            subject: grant.id,
+            context: {
+              grant: grant.id,
+              user: grant.user,
+              role: grant.role,
+              connector: resource.type,
+              externalId: context.externalId,
+            },
+          });
+        });
+      }
+      await deps.inTransaction(async (unit) => {
+        await setRevocation(unit.tx, grant.id, {
+          status: "verified",
+          attempts: grant.revocationAttempts + 1,
+          nextAt: null,
+        });
+        if (effects.length > 0) {
+          await unit.audit({
+            type: "revocation.verified",
+            actor: "system:firebreak",
+            zone: grant.zone,
+            resource: grant.resource,
+            subject: grant.id,
+            context: {
+              grant: grant.id,
+              user: grant.user,
+              role: grant.role,
+              resources: effects.map((e) => e.resource),
+            },
+          });
+        }
+      });
+      return true;
+    } catch (error) {
+      const attempts = grant.revocationAttempts + 1;
+      const delay = Math.min(1000 * 2 ** Math.min(attempts - 1, 20), MAX_RETRY_DELAY_MS);
+      const message = error instanceof FirebreakError ? error.message : "the connector failed";
+      await deps.inTransaction(async (unit) => {
+        await setRevocation(unit.tx, grant.id, { status: "failed", attempts, nextAt: unit.now + delay });
+        await unit.audit({
+          type: "alert.raised",
+          actor: "system:firebreak",
+          zone: grant.zone,
+          resource: grant.resource,
+          subject: grant.id,
+          context: {
+            alert: "revocation-failed",
+            grant: grant.id,
+            user: grant.user,
+            attempts,
+            retryInSeconds: Math.round(delay / 1000),
+            message,
+          },
+        });
+      });
+      return false;
+    }
+  }
+
+  return {
+    canSee,
+    load,
+    close,
+    revokeEffects,
+    issueEffects,
+
+    /** Activation: the requester, an approved request, a fresh factor when policy names factors. */
+    async activate(principal: Principal, requestId: string, factor: { kind: string; at: number } | null) {
+      const prepared = await deps.inTransaction(async (unit) => {
+        const request = await deps.requests.load(principal, requestId, unit.tx);
+        assert(
+          request.requester === principal.name,
+          "FORBIDDEN",
+          "only the requester can activate a request",
+        );
+        if (await deps.requests.lapseIfDue(unit, request))
+          throw new FirebreakError("INVALID_STATE", "the request lapsed before it was activated");
+        assert(
+          request.state === "approved",
+          "INVALID_STATE",
+          `the request is ${request.state}; only an approved request can be activated`,
+        );
+        if (request.factors.kinds.length > 0) {
+          const fresh =
+            factor &&
+            request.factors.kinds.includes(factor.kind) &&
+            unit.now - factor.at <= request.factors.freshnessMs;
+          assert(
+            fresh,
+            "FACTOR_REQUIRED",
+            `activation needs a fresh ${request.factors.kinds.join(" or ")} factor (within ${Math.round(request.factors.freshnessMs / 60000)}m)`,
+            {
+              factors: request.factors.kinds,
+            },
+          );
+        }
+        assert(
+          !(await hasActiveGrant(unit.tx, request.requester, request.zone, request.role)),
+          "DUPLICATE_GRANT",
+          `${request.requester} already has an active grant of '${request.role}' in ${request.zone}`,
+        );
+        const config = deps.current().config;
+        const grant: GrantRecord = {
+          id: newId("grt", unit.now),
+          requestId,
+          user: request.requester,
+          zone: request.zone,
+          resource: request.resource,
+          role: request.role,
+          policy: request.policy,
+          state: "active",
+          startsAt: unit.now,
+          endsAt: unit.now + request.durationMs,
+          closedAt: null,
+          closeReason: null,
+          closedBy: null,
+          factorKind: factor?.kind ?? null,
+          factorAt: factor?.at ?? null,
+          revocationStatus: "not-needed",
+          revocationAttempts: 0,
+          revocationNextAt: null,
+          reviewState: request.review ? "due" : "none",
+          reviewDueAt: request.review ? unit.now + request.durationMs + request.review.withinMs : null,
+          reviewBlock: request.review?.blockWhenOverdue ?? false,
+          reviewer: null,
+          reviewNotes: null,
+          reviewedAt: null,
+          reviewAlertedAt: null,
+        };
+        await insertGrant(unit.tx, grant);
+        const moved = await transitionRequest(unit.tx, requestId, ["approved"], "active", unit.now, {
+          lapsesAt: null,
+        });
+        assert(moved, "INVALID_STATE", "the request changed state while being activated");
+        // Intent first: what the connectors are about to create is on record before they touch a target.
+        const resources = resourcesForGrant(config, request.zone, request.resource, request.role);
+        for (const name of resources) {
+          const resource = config.resources?.[name];
+          if (!resource) continue;
+          await insertEffect(unit.tx, {
+            id: newId("eff", unit.now),
+            grantId: grant.id,
+            resource: name,
+            connector: resource.type,
+            state: "intent",
+            detail: {},
+            createdAt: unit.now,
+            updatedAt: unit.now,
+          });
+        }
+        const approvals = await listApprovals(unit.tx, requestId);
+        await unit.audit({
+          type: "grant.activated",
+          actor: principal.name,
+          zone: grant.zone,
+          resource: grant.resource,
+          subject: grant.id,
+          context: requestContext(request, {
+            grant: grant.id,
+            startsAt: new Date(grant.startsAt).toISOString(),
+            endsAt: new Date(grant.endsAt).toISOString(),
+            approvers: approvals.filter((a) => a.decision === "approve").map((a) => a.approver),
+            autoApproved: request.autoApproved,
+            factors: factor ? [{ kind: factor.kind, at: new Date(factor.at).toISOString() }] : [],
+            resources,
+          }),
+        });
+        return grant;
+      });
+      deps.listener.activated(prepared);
+      await issueEffects(prepared);
+      return prepared;
+    },
+
+    async revoke(principal: Principal, id: string, reason: string) {
+      assert(
+        reason.trim().length > 0 && reason.length <= MAX_NOTES,
+        "VALIDATION_FAILED",
+        "a reason of 1-4000 characters is required",
+      );
+      const grant = await load(principal, id);
+      assert(
+        principal.isAdmin || principal.name === grant.user,
+        "FORBIDDEN",
+        "only the grant's owner or an administrator can revoke it",
+      );
+      assert(grant.state === "active", "INVALID_STATE", `the grant is ${grant.state}, not active`);
+      const closed = await close(id, "revoked", principal.name, reason);
+      assert(closed, "INVALID_STATE", "the grant was closed while being revoked");
+      return (await findGrant(deps.db, id)) ?? closed;
+    },
+
+    async review(principal: Principal, id: string, verdict: "accepted" | "flagged", notes: string) {
+      assert(
+        notes.trim().length > 0 && notes.length <= MAX_NOTES,
+        "VALIDATION_FAILED",
+        "notes of 1-4000 characters are required",
+      );
+      const grant = await load(principal, id);
+      if (!canReview(principal, grant))
+        throw new FirebreakError(
+          "REVIEW_NOT_ALLOWED",
+          "you may not review this grant (reviewers are never the requester or one of its approvers)",
+        );
+      return deps.inTransaction(async (unit) => {
+        const approvals = await listApprovals(unit.tx, grant.requestId);
+        if (approvals.some((a) => a.approver === principal.name)) {
+          throw new FirebreakError(
+            "REVIEW_NOT_ALLOWED",
+            "an approver of this request may not review its use",
+          );
+        }
+        assert(
+          grant.reviewState === "due",
+          "INVALID_STATE",
+          grant.reviewState === "none"
+            ? "this grant needs no review"
+            : `this grant was already reviewed (${grant.reviewState})`,
+        );
+        const ok = await recordReview(unit.tx, id, {
+          state: verdict,
+          reviewer: principal.name,
+          notes,
+          now: unit.now,
+        });
+        assert(ok, "INVALID_STATE", "the grant was reviewed by someone else meanwhile");
+        await unit.audit({
+          type: "review.completed",
+          actor: principal.name,
+          zone: grant.zone,
+          resource: grant.resource,
+          subject: id,
+          context: {
+            grant: id,
+            user: grant.user,
+            role: grant.role,
+            verdict,
+            notes,
+            overdue: grant.reviewDueAt !== null && unit.now > grant.reviewDueAt,
+          },
+        });
+        return {
+          ...grant,
+          reviewState: verdict as ReviewState,
+          reviewer: principal.name,
+          reviewNotes: notes,
+          reviewedAt: unit.now,
+        };
+      });
+    },
+
+    async list(
+      principal: Principal,
+      filter: { state?: GrantState; mine?: boolean; reviewDue?: boolean; overdue?: boolean; limit?: number },
+    ) {
+      const limit = Math.min(Math.max(filter.limit ?? 100, 1), 500);
+      const now = deps.clock.now();
+      const query = {
+        state: filter.state,
+        reviewState: filter.reviewDue || filter.overdue ? ("due" as const) : undefined,
+        reviewDueBefore: filter.overdue ? now : undefined,
+        limit,
+      };
+      if (filter.mine) return listGrants(deps.db, { ...query, user: principal.name });
+      if (principal.isAdmin || principal.isAuditor) return listGrants(deps.db, query);
+      const zones = reviewerZones(deps.current().config, principal);
+      const rows = await listGrants(deps.db, { ...query, zones, orUser: principal.name });
+      return rows.filter((g) => canSee(principal, g));
+    },
+
+    effects: (grantId: string) => listEffects(deps.db, grantId),
+  };
+}
+export type GrantService = ReturnType<typeof createGrantService>;
+
+/** Resources of the zone that define the role, or just the named resource. */
+export function resourcesForGrant(
+  config: FirebreakConfig,
+  zone: string,
+  resource: string | null,
+  role: string,
+): string[] {
+  const all = Object.entries(config.resources ?? {});
+  return all
+    .filter(
+      ([name, settings]) =>
+        settings.zone === zone &&
+        (resource === null || name === resource) &&
+        Object.hasOwn(settings.roles, role),
+    )
+    .map(([name]) => name);
+}
+
+function reviewerZones(config: FirebreakConfig, principal: Principal): string[] {
+  const zones = new Set<string>();
+  for (const policy of config.breakGlass ?? []) {
+    if (policy.review?.by && matchesPrincipal(policy.review.by, principal.name, principal.groups))
+      zones.add(policy.zone);
+  }
+  return [...zones];
+}

@@ -1,0 +1,36 @@
+import type { ResourceType } from "../config/schema.js";
+import { createLogConnector } from "../connectors/log/log.connector.js";
+import { FirebreakError } from "../errors.js";
+import type { CredentialConnector, IssueContext, RevokeContext } from "./contracts.js";
+
+/**
+ * A connector for a target type this build cannot reach yet. It refuses to issue, so activation
+ * fails closed with CONNECTOR_FAILED instead of pretending access was granted.
+ */
+function unavailableConnector(kind: ResourceType): CredentialConnector {
+  const refuse = (): never => {
+    throw new FirebreakError("CONNECTOR_FAILED", `the '${kind}' connector is not available in this build`);
+  };
+  return {
+    kind,
+    available: false,
+    issue: async (_context: IssueContext) => refuse(),
+    revoke: async (_context: RevokeContext) => refuse(),
+    verifyRevoked: async (_context: RevokeContext) => false,
+  };
+}
+
+export type ConnectorRegistry = Record<ResourceType, CredentialConnector>;
+
+/** The one place that maps each resource type to its connector. */
+export function createConnectorRegistry(
+  deps: Parameters<typeof createLogConnector>[0] = {},
+): ConnectorRegistry {
+  return {
+    log: createLogConnector(deps),
+    postgres: unavailableConnector("postgres"),
+    mariadb: unavailableConnector("mariadb"),
+    ssh: unavailableConnector("ssh"),
+    http: unavailableConnector("http"),
+  };
+}

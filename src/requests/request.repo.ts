@@ -1,0 +1,217 @@
+import type { Executor, RequestState, RequestsTable } from "../db/types.js";
+
+export interface ApprovalStepRecord {
+  from: string[];
+  count: number;
+}
+
+export interface RequestRecord {
+  id: string;
+  requester: string;
+  zone: string;
+  resource: string | null;
+  role: string;
+  policy: string | null;
+  durationMs: number;
+  reason: string;
+  ticket: string | null;
+  state: RequestState;
+  sourceZone: string | null;
+  clientAddress: string | null;
+  approvalSteps: ApprovalStepRecord[];
+  /** Factors the policy asks for at activation, and how fresh they must be. */
+  factors: { kinds: string[]; freshnessMs: number };
+  /** The review the policy asks for after use: the grant's review deadline comes from here. */
+  review: { withinMs: number; blockWhenOverdue: boolean } | null;
+  signals: Record<string, unknown>;
+  autoApproved: boolean;
+  createdAt: number;
+  updatedAt: number;
+  lapsesAt: number | null;
+  closedReason: string | null;
+}
+
+export interface ApprovalRecord {
+  id: string;
+  requestId: string;
+  approver: string;
+  groups: string[];
+  decision: "approve" | "deny";
+  comment: string | null;
+  createdAt: number;
+}
+
+function toRecord(row: RequestsTable): RequestRecord {
+  const approvals = JSON.parse(row.approvals_json) as {
+    steps: ApprovalStepRecord[];
+    factors: RequestRecord["factors"];
+    review: RequestRecord["review"];
+  };
+  return {
+    id: row.id,
+    requester: row.requester,
+    zone: row.zone,
+    resource: row.resource,
+    role: row.role,
+    policy: row.policy,
+    durationMs: row.duration_ms,
+    reason: row.reason,
+    ticket: row.ticket,
+    state: row.state,
+    sourceZone: row.source_zone,
+    clientAddress: row.client_address,
+    approvalSteps: approvals.steps,
+    factors: approvals.factors,
+    review: approvals.review,
+    signals: JSON.parse(row.signals_json) as Record<string, unknown>,
+    autoApproved: row.auto_approved === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    lapsesAt: row.lapses_at,
+    closedReason: row.closed_reason,
+  };
+}
+
+export async function insertRequest(db: Executor, request: RequestRecord): Promise<void> {
+  await db
+    .insertInto("requests")
+    .values({
+      id: request.id,
+      requester: request.requester,
+      zone: request.zone,
+      resource: request.resource,
+      role: request.role,
+      policy: request.policy,
+      duration_ms: request.durationMs,
+      reason: request.reason,
+      ticket: request.ticket,
+      state: request.state,
+      source_zone: request.sourceZone,
+      client_address: request.clientAddress,
+      approvals_json: JSON.stringify({
+        steps: request.approvalSteps,
+        factors: request.factors,
+        review: request.review,
+      }),
+      signals_json: JSON.stringify(request.signals),
+      auto_approved: request.autoApproved ? 1 : 0,
+      created_at: request.createdAt,
+      updated_at: request.updatedAt,
+      lapses_at: request.lapsesAt,
+      closed_reason: request.closedReason,
+    })
+    .execute();
+}
+
+export async function findRequest(db: Executor, id: string): Promise<RequestRecord | null> {
+  const row = await db.selectFrom("requests").selectAll().where("id", "=", id).executeTakeFirst();
+  return row ? toRecord(row) : null;
+}
+
+/**
+ * Moves a request from one of `from` to `to`. Returns false when another writer got there first,
+ * so concurrent transitions (approve racing cancel, two schedulers) cannot both win.
+ */
+export async function transitionRequest(
+  db: Executor,
+  id: string,
+  from: readonly RequestState[],
+  to: RequestState,
+  now: number,
+  changes: { lapsesAt?: number | null; closedReason?: string | null } = {},
+): Promise<boolean> {
+  const result = await db
+    .updateTable("requests")
+    .set({
+      state: to,
+      updated_at: now,
+      ...(changes.lapsesAt !== undefined ? { lapses_at: changes.lapsesAt } : {}),
+      ...(changes.closedReason !== undefined ? { closed_reason: changes.closedReason } : {}),
+    })
+    .where("id", "=", id)
+    .where("state", "in", from)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+export interface RequestFilter {
+  state?: RequestState;
+  requester?: string;
+  /** Limit to these zones (what the caller may see); undefined means all. */
+  zones?: string[];
+  /** Also include requests by this user whatever the zone. */
+  orRequester?: string;
+  limit: number;
+}
+
+export async function listRequests(db: Executor, filter: RequestFilter): Promise<RequestRecord[]> {
+  let query = db.selectFrom("requests").selectAll();
+  if (filter.state) query = query.where("state", "=", filter.state);
+  if (filter.requester) query = query.where("requester", "=", filter.requester);
+  if (filter.zones) {
+    const zones = filter.zones;
+    const orRequester = filter.orRequester;
+    query = query.where((eb) => {
+      const parts = [];
+      if (zones.length > 0) parts.push(eb("zone", "in", zones));
+      if (orRequester) parts.push(eb("requester", "=", orRequester));
+      return parts.length > 0 ? eb.or(parts) : eb.val(false);
+    });
+  }
+  const rows = await query.orderBy("created_at", "desc").orderBy("id", "desc").limit(filter.limit).execute();
+  return rows.map(toRecord);
+}
+
+/** Requests whose lapse time has passed, oldest first; the index on lapses_at keeps this cheap. */
+export async function listLapsing(db: Executor, now: number, limit: number): Promise<RequestRecord[]> {
+  const rows = await db
+    .selectFrom("requests")
+    .selectAll()
+    .where("lapses_at", "<=", now)
+    .orderBy("lapses_at")
+    .limit(limit)
+    .execute();
+  return rows.map(toRecord);
+}
+
+export async function nextLapse(db: Executor): Promise<number | null> {
+  const row = await db
+    .selectFrom("requests")
+    .select((eb) => eb.fn.min("lapses_at").as("next"))
+    .executeTakeFirst();
+  return row?.next == null ? null : Number(row.next);
+}
+
+export async function insertApproval(db: Executor, approval: ApprovalRecord): Promise<void> {
+  await db
+    .insertInto("approvals")
+    .values({
+      id: approval.id,
+      request_id: approval.requestId,
+      approver: approval.approver,
+      groups_json: JSON.stringify(approval.groups),
+      decision: approval.decision,
+      comment: approval.comment,
+      created_at: approval.createdAt,
+    })
+    .execute();
+}
+
+export async function listApprovals(db: Executor, requestId: string): Promise<ApprovalRecord[]> {
+  const rows = await db
+    .selectFrom("approvals")
+    .selectAll()
+    .where("request_id", "=", requestId)
+    .orderBy("created_at")
+    .orderBy("id")
+    .execute();
+  return rows.map((row) => ({
+    id: row.id,
+    requestId: row.request_id,
+    approver: row.approver,
+    groups: JSON.parse(row.groups_json) as string[],
+    decision: row.decision,
+    comment: row.comment,
+    createdAt: row.created_at,
+  }));
+}

@@ -1,0 +1,188 @@
+import { z } from "zod";
+import { parseDuration } from "../config/duration.js";
+import type { Db } from "../db/types.js";
+import { FirebreakError } from "../errors.js";
+import { findGrantByRequest } from "../grants/grant.repo.js";
+import type { GrantService } from "../grants/grant.service.js";
+import { grantViewSchema, toGrantView } from "../grants/grant.views.js";
+import { type AnyRoute, defineRoute } from "../http/route.js";
+import type { Clock } from "../shared/clock.js";
+import { ID_PATTERN } from "../shared/ids.js";
+import type { RequestRecord } from "./request.repo.js";
+import type { RequestService } from "./request.service.js";
+import { requestViewSchema, toRequestView } from "./request.views.js";
+
+const idParams = z.object({ id: z.string().regex(ID_PATTERN, "a request id such as 'req_…'") });
+const STATES = [
+  "pending",
+  "approved",
+  "active",
+  "denied",
+  "cancelled",
+  "lapsed",
+  "expired",
+  "revoked",
+] as const;
+
+export const durationText = z
+  .string()
+  .regex(/^[1-9][0-9]{0,5}(s|m|h|d)$/, "a duration such as '90s', '15m', '1h' or '7d'")
+  .transform((text) => parseDuration(text));
+
+export const createRequestBody = z
+  .strictObject({
+    zone: z.string().min(1).max(63).optional(),
+    resource: z.string().min(1).max(63).optional(),
+    role: z.string().min(1).max(63),
+    duration: durationText.optional(),
+    reason: z.string().max(2000),
+    ticket: z.string().max(200).nullish(),
+  })
+  .refine(
+    (b) => (b.zone === undefined) !== (b.resource === undefined),
+    "exactly one of 'zone' or 'resource'",
+  );
+
+export function createRequestRoutes(deps: {
+  db: Db;
+  clock: Clock;
+  requests: RequestService;
+  grants: Pick<GrantService, "activate" | "effects">;
+}): AnyRoute[] {
+  async function view(record: RequestRecord) {
+    const { approvals, progress } = await deps.requests.approvalsView(record);
+    const grant = await findGrantByRequest(deps.db, record.id);
+    return toRequestView(
+      record,
+      approvals,
+      record.state === "pending" ? progress : progress,
+      grant?.id ?? null,
+    );
+  }
+  return [
+    defineRoute({
+      method: "POST",
+      url: "/v1/requests",
+      summary:
+        "Ask for elevated access; policy decides at once (pending, approved, or refused with every reason)",
+      tag: "requests",
+      auth: "user",
+      body: createRequestBody,
+      reply: requestViewSchema,
+      status: 201,
+      async handler({ principal, body, request }) {
+        const created = await deps.requests.create(
+          principal,
+          {
+            zone: body.zone,
+            resource: body.resource,
+            role: body.role,
+            durationMs: body.duration,
+            reason: body.reason,
+            ticket: body.ticket ?? null,
+          },
+          request.ip ?? null,
+        );
+        return view(created);
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/v1/requests",
+      summary:
+        "Requests the caller may see: their own, those they may approve (all, for administrators and auditors)",
+      tag: "requests",
+      auth: "user",
+      query: z.object({
+        state: z.enum(STATES).optional(),
+        mine: z.enum(["true", "false"]).optional(),
+        limit: z.coerce.number().int().min(1).max(500).optional(),
+      }),
+      reply: z.object({ requests: z.array(requestViewSchema) }),
+      async handler({ principal, query }) {
+        const rows = await deps.requests.list(principal, {
+          state: query.state,
+          mine: query.mine === "true",
+          limit: query.limit,
+        });
+        return { requests: await Promise.all(rows.map(view)) };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/v1/requests/:id",
+      summary: "One request with its approvals and what happens next",
+      tag: "requests",
+      auth: "user",
+      params: idParams,
+      reply: requestViewSchema,
+      async handler({ principal, params }) {
+        return view(await deps.requests.load(principal, params.id));
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/requests/:id/approve",
+      summary: "Approve a pending request (never your own; only as an approver its policy names)",
+      tag: "requests",
+      auth: "user",
+      params: idParams,
+      body: z.strictObject({ comment: z.string().max(2000).nullish() }).optional(),
+      reply: requestViewSchema,
+      async handler({ principal, params, body }) {
+        const { request } = await deps.requests.approve(principal, params.id, body?.comment ?? null);
+        return view(request);
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/requests/:id/deny",
+      summary: "Deny a pending request; denial is final",
+      tag: "requests",
+      auth: "user",
+      params: idParams,
+      body: z.strictObject({ reason: z.string().min(1).max(2000) }),
+      reply: requestViewSchema,
+      async handler({ principal, params, body }) {
+        return view(await deps.requests.deny(principal, params.id, body.reason));
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/requests/:id/cancel",
+      summary: "Cancel your pending or approved request",
+      tag: "requests",
+      auth: "user",
+      params: idParams,
+      reply: requestViewSchema,
+      async handler({ principal, params }) {
+        return view(await deps.requests.cancel(principal, params.id));
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/requests/:id/activate",
+      summary: "Activate an approved request: the grant starts, credentials are issued",
+      tag: "requests",
+      auth: "user",
+      params: idParams,
+      body: z
+        .strictObject({
+          totp: z
+            .string()
+            .regex(/^[0-9]{6,8}$/)
+            .optional(),
+        })
+        .optional(),
+      reply: grantViewSchema,
+      status: 201,
+      async handler({ principal, params, body }) {
+        if (body?.totp) {
+          throw new FirebreakError("FACTOR_REQUIRED", "no TOTP factor is enrolled for this user");
+        }
+        const grant = await deps.grants.activate(principal, params.id, null);
+        return toGrantView(grant, await deps.grants.effects(grant.id), deps.clock.now());
+      },
+    }),
+  ];
+}

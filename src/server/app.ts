@@ -1,0 +1,166 @@
+import type { FastifyInstance } from "fastify";
+import { createAuditRoutes } from "../audit/audit.routes.js";
+import { createAuditService } from "../audit/audit.service.js";
+import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
+import { createDecisionRoutes } from "../decisions/decision.routes.js";
+import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
+import { listActiveGrants } from "../grants/grant.repo.js";
+import { createGrantRoutes } from "../grants/grant.routes.js";
+import { createGrantService, type GrantListener } from "../grants/grant.service.js";
+import { createHttpServer } from "../http/server.js";
+import { createConnectorRegistry } from "../plugins/registry.js";
+import { type AccessIndex, createAccessIndex } from "../policy/access-index.js";
+import { createRequestRoutes } from "../requests/request.routes.js";
+import { createRequestService } from "../requests/request.service.js";
+import { type Clock, systemClock } from "../shared/clock.js";
+import { createEventBus } from "../shared/events.js";
+import { createTransactionRunner } from "../shared/transaction.js";
+import { createSignalRoutes } from "../signals/signal.routes.js";
+import { createSignalService } from "../signals/signal.service.js";
+import { listUsers } from "../users/user.repo.js";
+import { createUserRoutes } from "../users/user.routes.js";
+import { createUserService } from "../users/user.service.js";
+import { VERSION } from "../version.js";
+import { createZoneRoutes } from "../zones/zone.routes.js";
+import { createRuntimeHolder, type Runtime } from "./runtime.js";
+import { createSystemRoutes } from "./system.routes.js";
+
+export interface AppOptions {
+  configPath: string;
+  databaseUrl: string;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+  log?: {
+    info(message: string, fields?: Record<string, unknown>): void;
+    error(message: string, fields?: Record<string, unknown>): void;
+  };
+}
+
+const quietLog = { info() {}, error() {} };
+
+/**
+ * The composition root: the one place that calls the factories and wires them together.
+ * `start()` migrates, finishes what fell due while the server was down, then serves.
+ */
+export async function createApp(options: AppOptions) {
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? quietLog;
+  const handle: DatabaseHandle = openDatabase(options.databaseUrl);
+  const { db } = handle;
+  await migrateToLatest(db);
+
+  const bus = createEventBus();
+  const inTransaction = createTransactionRunner({ db, clock, bus });
+  let access: AccessIndex;
+  const runtime = await createRuntimeHolder({
+    path: options.configPath,
+    db,
+    inTransaction,
+    env: options.env,
+    onApplied: () => {
+      rebuildAccess().catch((error) =>
+        log.error("could not rebuild the access index", { error: String(error) }),
+      );
+    },
+  });
+  const current = (): Runtime => runtime.current();
+
+  const users = createUserService({ db, clock, inTransaction, config: () => current().config });
+  const signals = createSignalService({
+    db,
+    inTransaction,
+    config: () => current().config,
+    sources: () => current().signalSources,
+  });
+  const requests = createRequestService({
+    db,
+    clock,
+    inTransaction,
+    current,
+    signals,
+    sourceZoneOf: (address) => current().sourceZoneOf(address),
+  });
+  const connectors = createConnectorRegistry();
+  let scheduler: ReturnType<typeof createExpiryScheduler>;
+  const listener: GrantListener = {
+    activated(grant) {
+      access.addGrant(grant.id, grant.user, grant.zone, grant.role, grant.endsAt, grant.resource);
+      scheduler.poke();
+    },
+    closed(grant) {
+      access.removeGrant(grant.id);
+    },
+  };
+  const grants = createGrantService({ db, clock, inTransaction, current, connectors, requests, listener });
+  scheduler = createExpiryScheduler({
+    db,
+    clock,
+    inTransaction,
+    grants,
+    requests,
+    onError: (error) =>
+      log.error("scheduler pass failed", { error: error instanceof Error ? error.message : String(error) }),
+  });
+  const audit = createAuditService({ db });
+
+  async function rebuildAccess() {
+    const stored = await listUsers(db);
+    const next = createAccessIndex(
+      current().policy,
+      stored.map((u) => ({ name: u.name, groups: u.groups })),
+    );
+    for (const grant of await listActiveGrants(db))
+      next.addGrant(grant.id, grant.user, grant.zone, grant.role, grant.endsAt, grant.resource);
+    access = next;
+  }
+  await rebuildAccess();
+
+  let ready = false;
+  const routes = [
+    ...createSystemRoutes({ db, runtime, ready: () => ready }),
+    ...createUserRoutes({ users }),
+    ...createRequestRoutes({ db, clock, requests, grants }),
+    ...createGrantRoutes({ clock, grants }),
+    ...createDecisionRoutes({ db, clock, current, users, signals, access: () => access }),
+    ...createZoneRoutes({ current, signals }),
+    ...createSignalRoutes({ signals }),
+    ...createAuditRoutes({ audit, bus }),
+  ];
+  const http: FastifyInstance = createHttpServer({
+    routes,
+    version: VERSION,
+    log,
+    authenticate: (request) => {
+      const header = request.headers.authorization;
+      return users.authenticate(header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined);
+    },
+  });
+
+  return {
+    http,
+    db,
+    clock,
+    services: { users, signals, requests, grants, audit, scheduler, runtime },
+    access: () => access,
+    /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
+    async start(listen: { host: string; port: number } | null) {
+      const admin = await users.bootstrapAdmin();
+      await runtime.recordStartup();
+      await scheduler.start();
+      ready = true;
+      let address: string | null = null;
+      if (listen) address = await http.listen(listen);
+      return { admin, address };
+    },
+    async reload(actor: string) {
+      return runtime.reload(actor);
+    },
+    async stop() {
+      ready = false;
+      await http.close();
+      await scheduler.stop();
+      await handle.close();
+    },
+  };
+}
+export type App = Awaited<ReturnType<typeof createApp>>;

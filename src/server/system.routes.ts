@@ -1,0 +1,49 @@
+import { sql } from "kysely";
+import { z } from "zod";
+import type { Db } from "../db/types.js";
+import { assert } from "../errors.js";
+import { type AnyRoute, defineRoute } from "../http/route.js";
+import type { RuntimeHolder } from "./runtime.js";
+
+export function createSystemRoutes(deps: {
+  db: Db;
+  runtime: RuntimeHolder;
+  ready: () => boolean;
+}): AnyRoute[] {
+  return [
+    defineRoute({
+      method: "GET",
+      url: "/healthz",
+      summary: "The process is up",
+      tag: "system",
+      auth: "none",
+      reply: z.object({ status: z.literal("ok") }),
+      handler: async () => ({ status: "ok" as const }),
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/readyz",
+      summary: "Ready to serve: database reachable, due work finished after start",
+      tag: "system",
+      auth: "none",
+      reply: z.object({ status: z.enum(["ready", "starting"]), database: z.literal("ok") }),
+      async handler({ reply }) {
+        await sql`select 1`.execute(deps.db);
+        if (!deps.ready()) reply.status(503);
+        return { status: deps.ready() ? ("ready" as const) : ("starting" as const), database: "ok" as const };
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/config/reload",
+      summary: "Re-read the configuration file; a bad file is refused and the running one kept",
+      tag: "system",
+      auth: "user",
+      reply: z.object({ changed: z.boolean(), digest: z.string(), summary: z.unknown() }),
+      async handler({ principal }) {
+        assert(principal.isAdmin, "FORBIDDEN", "only an administrator can reload the configuration");
+        return deps.runtime.reload(principal.name);
+      },
+    }),
+  ];
+}

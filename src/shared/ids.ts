@@ -1,0 +1,15 @@
+import { randomBytes } from "node:crypto";
+
+/**
+ * Identifiers such as `req_mi3k2a9f4c1b8e0d7a6f`: a prefix naming the kind, a time part so ids
+ * sort roughly by creation, and 64 random bits so they cannot be guessed.
+ */
+export function newId(
+  prefix: "req" | "grt" | "apv" | "eff" | "inc" | "evt" | "tok",
+  now = Date.now(),
+): string {
+  return `${prefix}_${now.toString(36)}${randomBytes(8).toString("hex")}`;
+}
+
+/** Ids accepted from clients: the shape above, nothing that could be anything else. */
+export const ID_PATTERN = /^(req|grt|apv|eff|inc|evt)_[a-z0-9]{8,12}[0-9a-f]{16}$/;

@@ -1,0 +1,48 @@
+import { z } from "zod";
+import { assert } from "../errors.js";
+import { type AnyRoute, defineRoute } from "../http/route.js";
+import type { SignalService } from "./signal.service.js";
+
+/** Webhook receivers. They authenticate the sender themselves (token or HMAC over the raw body). */
+export function createSignalRoutes(deps: { signals: SignalService }): AnyRoute[] {
+  const declare = defineRoute({
+    method: "POST",
+    url: "/v1/incidents",
+    summary: "Declare or resolve an incident by hand (administrators); audited like any signal",
+    tag: "signals",
+    auth: "user",
+    body: z.strictObject({
+      id: z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, "an incident id of letters, digits and ._:-"),
+      zone: z.string().min(1).max(63),
+      severity: z.number().int().min(1).max(5).default(3),
+      title: z.string().max(500).default(""),
+      status: z.enum(["open", "resolved"]).default("open"),
+    }),
+    reply: z.object({ id: z.string(), zone: z.string(), status: z.string() }),
+    status: 201,
+    async handler({ principal, body }) {
+      assert(principal.isAdmin, "FORBIDDEN", "only an administrator can declare incidents by hand");
+      await deps.signals.declare(principal.name, body);
+      return { id: body.id, zone: body.zone, status: body.status };
+    },
+  });
+  return [declare, ...webhooks(deps)];
+}
+
+function webhooks(deps: { signals: SignalService }): AnyRoute[] {
+  return (["alertmanager", "pagerduty", "generic"] as const).map((kind) =>
+    defineRoute({
+      method: "POST",
+      url: `/v1/signals/${kind}`,
+      summary: `Receive ${kind} incident signals`,
+      tag: "signals",
+      auth: "raw",
+      reply: z.object({ applied: z.number(), ignored: z.number() }),
+      status: 202,
+      async handler({ request }) {
+        const raw = (request as unknown as { rawBody?: Buffer }).rawBody ?? Buffer.alloc(0);
+        return deps.signals.ingest(kind, request.headers, raw, request.body);
+      },
+    }),
+  );
+}

@@ -1,0 +1,94 @@
+import type { Executor } from "../db/types.js";
+
+export interface StoredUser {
+  name: string;
+  groups: string[];
+  source: "local" | "bootstrap";
+  isAdmin: boolean;
+  createdAt: number;
+}
+
+export async function findUser(db: Executor, name: string): Promise<StoredUser | null> {
+  const row = await db.selectFrom("users").selectAll().where("name", "=", name).executeTakeFirst();
+  return row
+    ? {
+        name: row.name,
+        groups: JSON.parse(row.groups_json) as string[],
+        source: row.source,
+        isAdmin: row.is_admin === 1,
+        createdAt: row.created_at,
+      }
+    : null;
+}
+
+export async function listUsers(db: Executor): Promise<StoredUser[]> {
+  const rows = await db.selectFrom("users").selectAll().orderBy("name").execute();
+  return rows.map((row) => ({
+    name: row.name,
+    groups: JSON.parse(row.groups_json) as string[],
+    source: row.source,
+    isAdmin: row.is_admin === 1,
+    createdAt: row.created_at,
+  }));
+}
+
+export async function insertUser(db: Executor, user: StoredUser): Promise<void> {
+  await db
+    .insertInto("users")
+    .values({
+      name: user.name,
+      groups_json: JSON.stringify(user.groups),
+      source: user.source,
+      is_admin: user.isAdmin ? 1 : 0,
+      created_at: user.createdAt,
+    })
+    .execute();
+}
+
+export async function countAdmins(db: Executor): Promise<number> {
+  const row = await db
+    .selectFrom("users")
+    .select((eb) => eb.fn.countAll<number>().as("count"))
+    .where("is_admin", "=", 1)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+export interface StoredToken {
+  id: string;
+  userName: string;
+  secretHash: string;
+  expiresAt: number | null;
+  revokedAt: number | null;
+}
+
+export async function insertToken(
+  db: Executor,
+  token: StoredToken & { label: string; createdAt: number },
+): Promise<void> {
+  await db
+    .insertInto("api_tokens")
+    .values({
+      id: token.id,
+      user_name: token.userName,
+      secret_hash: token.secretHash,
+      label: token.label,
+      created_at: token.createdAt,
+      expires_at: token.expiresAt,
+      revoked_at: token.revokedAt,
+    })
+    .execute();
+}
+
+export async function findToken(db: Executor, id: string): Promise<StoredToken | null> {
+  const row = await db.selectFrom("api_tokens").selectAll().where("id", "=", id).executeTakeFirst();
+  return row
+    ? {
+        id: row.id,
+        userName: row.user_name,
+        secretHash: row.secret_hash,
+        expiresAt: row.expires_at,
+        revokedAt: row.revoked_at,
+      }
+    : null;
+}

@@ -1,0 +1,209 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { FirebreakConfig, PrincipalRef } from "../config/schema.js";
+import { NAME_PATTERN, USER_PATTERN } from "../config/schema.js";
+import type { Db } from "../db/types.js";
+import { assert, FirebreakError } from "../errors.js";
+import type { Clock } from "../shared/clock.js";
+import type { InTransaction } from "../shared/transaction.js";
+import { countAdmins, findToken, findUser, insertToken, insertUser, listUsers } from "./user.repo.js";
+
+/** The authenticated caller, with everything authorisation needs. */
+export interface Principal {
+  name: string;
+  groups: string[];
+  isAdmin: boolean;
+  isAuditor: boolean;
+}
+
+const TOKEN_PATTERN = /^fbk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
+
+function hashSecret(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}
+
+/** True when the principal is named by any of the references (`user:NAME` or `group:NAME`). */
+export function matchesAny(
+  principal: { name: string; groups: readonly string[] },
+  refs: readonly PrincipalRef[],
+) {
+  return refs.some((ref) =>
+    ref.startsWith("user:") ? ref.slice(5) === principal.name : principal.groups.includes(ref.slice(6)),
+  );
+}
+
+export function createUserService(deps: {
+  db: Db;
+  clock: Clock;
+  inTransaction: InTransaction;
+  config: () => FirebreakConfig;
+}) {
+  /** Directory users come from the configuration; local users from the database; groups are merged. */
+  async function resolve(name: string): Promise<Principal | null> {
+    const config = deps.config();
+    const fromDirectory = config.directory?.users[name];
+    const stored = await findUser(deps.db, name);
+    if (!fromDirectory && !stored) return null;
+    const groups = [...new Set([...(fromDirectory?.groups ?? []), ...(stored?.groups ?? [])])].sort();
+    const base = { name, groups };
+    return {
+      ...base,
+      isAdmin: (stored?.isAdmin ?? false) || matchesAny(base, config.administrators ?? []),
+      isAuditor: matchesAny(base, config.auditors ?? []),
+    };
+  }
+
+  async function mintToken(
+    userName: string,
+    label: string,
+    now: number,
+    tx: Parameters<typeof insertToken>[0],
+  ) {
+    const id = randomBytes(8).toString("hex");
+    const secret = randomBytes(32).toString("base64url");
+    await insertToken(tx, {
+      id,
+      userName,
+      secretHash: hashSecret(secret),
+      label,
+      createdAt: now,
+      expiresAt: null,
+      revokedAt: null,
+    });
+    return { tokenId: id, token: `fbk_${id}.${secret}` };
+  }
+
+  return {
+    resolve,
+
+    /** Checks a bearer token; the secret is compared by hash in constant time. */
+    async authenticate(bearer: string | undefined): Promise<Principal> {
+      const match = bearer ? TOKEN_PATTERN.exec(bearer) : null;
+      assert(match, "UNAUTHENTICATED", "a valid bearer token is required");
+      const [, id, secret] = match as unknown as [string, string, string];
+      const stored = await findToken(deps.db, id);
+      const expected = Buffer.from(stored?.secretHash ?? "0".repeat(64), "hex");
+      const presented = Buffer.from(hashSecret(secret), "hex");
+      const same = timingSafeEqual(expected, presented);
+      const now = deps.clock.now();
+      assert(
+        stored && same && stored.revokedAt === null && (stored.expiresAt === null || stored.expiresAt > now),
+        "UNAUTHENTICATED",
+        "the token is unknown, expired or revoked",
+      );
+      const principal = await resolve(stored.userName);
+      assert(principal, "UNAUTHENTICATED", "the token's user no longer exists");
+      return principal;
+    },
+
+    /**
+     * On first start there is no administrator: create `admin` and return its token, once. Later
+     * starts return null. Safe when several processes start at once (the insert races on the key).
+     */
+    async bootstrapAdmin(): Promise<{ user: string; token: string } | null> {
+      if ((await countAdmins(deps.db)) > 0) return null;
+      try {
+        return await deps.inTransaction(async (unit) => {
+          await insertUser(unit.tx, {
+            name: "admin",
+            groups: [],
+            source: "bootstrap",
+            isAdmin: true,
+            createdAt: unit.now,
+          });
+          const { tokenId, token } = await mintToken("admin", "bootstrap", unit.now, unit.tx);
+          await unit.audit({
+            type: "user.created",
+            actor: "system:firebreak",
+            subject: null,
+            context: { user: "admin", admin: true, tokenId },
+          });
+          return { user: "admin", token };
+        });
+      } catch (error) {
+        if ((await countAdmins(deps.db)) > 0) return null;
+        throw error;
+      }
+    },
+
+    /** Creates a local user and returns its first token (shown once). */
+    async addUser(actor: Principal, name: string, groups: string[]) {
+      assert(actor.isAdmin, "FORBIDDEN", "only an administrator can add users");
+      assert(
+        USER_PATTERN.test(name),
+        "VALIDATION_FAILED",
+        "a user name of 1-128 letters, digits, '.', '_', '@' or '-'",
+      );
+      for (const group of groups) {
+        assert(
+          NAME_PATTERN.test(group),
+          "VALIDATION_FAILED",
+          `group '${group.slice(0, 80)}' is not a valid group name`,
+        );
+      }
+      const existing = await findUser(deps.db, name);
+      assert(
+        !existing,
+        "CONFLICT",
+        `user '${name}' already exists; use 'firebreak users token ${name}' for a new token`,
+      );
+      return deps.inTransaction(async (unit) => {
+        await insertUser(unit.tx, {
+          name,
+          groups: [...new Set(groups)].sort(),
+          source: "local",
+          isAdmin: false,
+          createdAt: unit.now,
+        });
+        const { tokenId, token } = await mintToken(name, "users add", unit.now, unit.tx);
+        await unit.audit({
+          type: "user.created",
+          actor: actor.name,
+          context: { user: name, groups, tokenId },
+        });
+        return { name, groups: [...new Set(groups)].sort(), token };
+      });
+    },
+
+    /** Issues another token for an existing user (directory or local). */
+    async issueToken(actor: Principal, name: string) {
+      assert(actor.isAdmin, "FORBIDDEN", "only an administrator can issue tokens");
+      const user = await resolve(name);
+      if (!user) throw new FirebreakError("NOT_FOUND", `no user '${name.slice(0, 128)}'`);
+      return deps.inTransaction(async (unit) => {
+        if (!(await findUser(unit.tx, name))) {
+          // Directory users get a row so their tokens have an owner that outlives config edits.
+          await insertUser(unit.tx, {
+            name,
+            groups: [],
+            source: "local",
+            isAdmin: false,
+            createdAt: unit.now,
+          });
+        }
+        const { tokenId, token } = await mintToken(name, "users token", unit.now, unit.tx);
+        await unit.audit({ type: "token.issued", actor: actor.name, context: { user: name, tokenId } });
+        return { name, token };
+      });
+    },
+
+    async list(actor: Principal) {
+      assert(
+        actor.isAdmin || actor.isAuditor,
+        "FORBIDDEN",
+        "only administrators and auditors can list users",
+      );
+      const stored = await listUsers(deps.db);
+      const names = new Set([
+        ...Object.keys(deps.config().directory?.users ?? {}),
+        ...stored.map((u) => u.name),
+      ]);
+      const users: Principal[] = [];
+      for (const name of [...names].sort()) {
+        const user = await resolve(name);
+        if (user) users.push(user);
+      }
+      return users;
+    },
+  };
+}
+export type UserService = ReturnType<typeof createUserService>;
