@@ -1,4 +1,4 @@
-import { canonicalJson } from "./load.js";
+import { canonicalJson } from "../audit/chain.js";
 import type { FirebreakConfig } from "./schema.js";
 
 export interface NamedChanges {
@@ -63,16 +63,24 @@ export function summarizeConfigChange(
     .filter((section) => counted[section] !== true)
     .filter(
       (section) =>
-        canonicalJson((before as Record<string, unknown> | undefined)?.[section]) !==
-        canonicalJson((next as Record<string, unknown>)[section]),
+        !same(
+          (before as Record<string, unknown> | undefined)?.[section],
+          (next as Record<string, unknown>)[section],
+        ),
     )
     .sort();
 
   return {
     ...summary,
     otherSections,
-    unchanged: previous !== null && canonicalJson(previous) === canonicalJson(next),
+    unchanged: previous !== null && same(previous, next),
   };
+}
+
+/** Equal as data; an absent section equals only another absent one. */
+function same(a: unknown, b: unknown): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return canonicalJson(a) === canonicalJson(b);
 }
 
 function isReported(changes: NamedChanges | CountedChanges): boolean {
@@ -89,7 +97,7 @@ function compareNamed(
   const changed: string[] = [];
   for (const name of Object.keys(current)) {
     if (!Object.hasOwn(old, name)) added.push(name);
-    else if (canonicalJson(old[name]) !== canonicalJson(current[name])) changed.push(name);
+    else if (!same(old[name], current[name])) changed.push(name);
   }
   const removed = Object.keys(old).filter((name) => !Object.hasOwn(current, name));
   return { added: added.sort(), removed: removed.sort(), changed: changed.sort() };

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from "yaml";
 import type { z } from "zod";
+import { canonicalJson } from "../audit/chain.js";
 import { CelCompileError, compileCondition, didYouMean } from "../policy/cel.js";
 import { parseDuration } from "./duration.js";
 import { configSchema, type FirebreakConfig, NAME_PATTERN } from "./schema.js";
@@ -29,6 +30,7 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Aliases are expanded when the document becomes data; a cap defuses "billion laughs" files. */
 const MAX_ALIAS_COUNT = 100;
 const MAX_TICKET_PATTERN_LENGTH = 500;
+const MAX_PATH_SEGMENTS = 12;
 
 /** `firebreak.yaml:12:7: breakGlass[0].duration.max: expected a duration such as '90s'…` */
 export function formatIssue(issue: ConfigIssue): string {
@@ -81,13 +83,12 @@ export function loadConfigText(text: string, fileName = "firebreak.yaml"): LoadR
   let raw: unknown;
   try {
     raw = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-  } catch {
-    report.add(
-      report.errors,
-      [],
-      "at",
-      `the document expands to too much data (more than ${MAX_ALIAS_COUNT} aliases)`,
-    );
+  } catch (error) {
+    const message =
+      error instanceof ReferenceError
+        ? `the document expands to too much data (more than ${MAX_ALIAS_COUNT} aliases)`
+        : "the document cannot be read as data";
+    report.add(report.errors, [], "at", message);
     return report.failure();
   }
 
@@ -109,22 +110,6 @@ export function compileTicketPattern(pattern: string): RegExp {
     throw new SyntaxError(`a pattern of at most ${MAX_TICKET_PATTERN_LENGTH} characters`);
   }
   return new RegExp(pattern);
-}
-
-/** JSON with object keys sorted at every level: equal configurations give equal text and digests. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (typeof value !== "object" || value === null) return value;
-  const sorted: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort()) {
-    const child = (value as Record<string, unknown>)[key];
-    if (child !== undefined) sorted[key] = sortKeys(child);
-  }
-  return sorted;
 }
 
 type Segment = string | number;
@@ -271,19 +256,21 @@ function endOf(node: unknown): number | undefined {
 /** `breakGlass[0].duration.max`; keys that are not plain words are quoted so a hostile key stays inert. */
 export function formatPath(path: readonly Segment[]): string {
   let text = "";
-  for (const segment of path) {
+  // Only a hostile file nests this deep; its path would otherwise fill the screen.
+  const shown = path.length > MAX_PATH_SEGMENTS ? path.slice(0, MAX_PATH_SEGMENTS) : path;
+  for (const segment of shown) {
     if (typeof segment === "number") text += `[${segment}]`;
     else if (/^[A-Za-z0-9_-]+$/.test(segment) && segment.length <= 80)
       text += text === "" ? segment : `.${segment}`;
     else text += `[${JSON.stringify(segment.length > 80 ? `${segment.slice(0, 77)}...` : segment)}]`;
   }
-  return text;
+  return shown === path ? text : `${text}...`;
 }
 
 function valueAt(root: unknown, path: readonly Segment[]): unknown {
   let value = root;
   for (const segment of path) {
-    if (typeof value !== "object" || value === null) return undefined;
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, segment)) return undefined;
     value = (value as Record<string, unknown>)[segment];
   }
   return value;
@@ -435,6 +422,7 @@ const URL_WITH_PASSWORD = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/;
 
 function checkReferences(raw: unknown, report: Reporter): void {
   if (!isRaw(raw)) return;
+  checkPrototypeKeys(raw, [], report);
   const error = (path: Segment[], message: string) => report.add(report.errors, path, "at", message);
   const warn = (path: Segment[], message: string) => report.add(report.warnings, path, "at", message);
 
@@ -495,6 +483,7 @@ function checkReferences(raw: unknown, report: Reporter): void {
     value: unknown,
     zoneName: string | undefined,
     only: string[] | undefined,
+    into: ConfigIssue[] = report.errors,
   ) => {
     const name = stringOf(value);
     if (name === undefined || !NAME_PATTERN.test(name) || zoneName === undefined || !zones.has(zoneName))
@@ -512,9 +501,12 @@ function checkReferences(raw: unknown, report: Reporter): void {
       only === undefined
         ? `no resource in zone '${zoneName}'`
         : `none of the resources ${candidates.map((c) => `'${c}'`).join(", ")}`;
-    error(
+    const message = `${where} defines role '${name}'${didYouMean(name, [...defined])}; roles defined there: ${listOf(defined)}`;
+    report.add(
+      into,
       path,
-      `${where} defines role '${name}'${didYouMean(name, [...defined])}; roles defined there: ${listOf(defined)}`,
+      "at",
+      into === report.errors ? message : `${message}; the binding grants nothing on them`,
     );
   };
   const secretFree = (path: Segment[], value: unknown) => {
@@ -553,7 +545,9 @@ function checkReferences(raw: unknown, report: Reporter): void {
     if (resourceName !== undefined && !unknownResource) {
       role([...path, "role"], binding.role, resources.get(resourceName)?.zone, [resourceName]);
     } else if (resourceName === undefined) {
-      role([...path, "role"], binding.role, stringOf(binding.zone), undefined);
+      // A zone-wide standing role is also answered by zone access checks on its own, so a role
+      // no resource defines is suspicious but not wrong (the SPEC's own example has one).
+      role([...path, "role"], binding.role, stringOf(binding.zone), undefined, report.warnings);
     }
     if (binding.group !== undefined) principal([...path, "group"], `group:${String(binding.group)}`);
     if (binding.user !== undefined) principal([...path, "user"], `user:${String(binding.user)}`);
@@ -667,6 +661,24 @@ function checkReferences(raw: unknown, report: Reporter): void {
     }
     secretFree(["audit", "sinks", index, "url"], sink.url);
   });
+}
+
+/**
+ * zod drops a `__proto__` key from a record without a word, so a zone or user of that name would
+ * vanish silently; name it as an error instead. Strict objects already report it as unknown.
+ */
+function checkPrototypeKeys(value: unknown, path: Segment[], report: Reporter): void {
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) checkPrototypeKeys(item, [...path, index], report);
+    return;
+  }
+  if (!isRaw(value)) return;
+  for (const [key, child] of Object.entries(value)) {
+    if (key === "__proto__" && defOf(schemaAt(path))?.type === "record") {
+      report.add(report.errors, [...path, key], "key", "expected a name; '__proto__' is reserved");
+    }
+    if (path.length < MAX_PATH_SEGMENTS) checkPrototypeKeys(child, [...path, key], report);
+  }
 }
 
 function durationOrUndefined(value: unknown): number | undefined {

@@ -80,6 +80,9 @@ export interface GrantsTable {
   resource: string | null;
   role: string;
   policy: string | null;
+  /** Where the request came from: paths are opened from here, certificates bound to it. */
+  source_zone: string | null;
+  client_address: string | null;
   state: GrantState;
   starts_at: number;
   ends_at: number;

@@ -15,6 +15,8 @@ export interface GrantRecord {
   resource: string | null;
   role: string;
   policy: string | null;
+  sourceZone: string | null;
+  clientAddress: string | null;
   state: GrantState;
   startsAt: number;
   endsAt: number;
@@ -46,9 +48,12 @@ export interface GrantEffect {
   updatedAt: number;
 }
 
-/** The key that is unique among live grants: one active grant per user, zone and role. */
+/**
+ * The key that is unique among live grants: one active grant per user, zone and role. The
+ * separator is a control character no name may contain; not NUL, which PostgreSQL text refuses.
+ */
 export function activeKey(user: string, zone: string, role: string): string {
-  return `${user}\u0000${zone}\u0000${role}`;
+  return `${user}\u001f${zone}\u001f${role}`;
 }
 
 function toRecord(row: GrantsTable): GrantRecord {
@@ -60,6 +65,8 @@ function toRecord(row: GrantsTable): GrantRecord {
     resource: row.resource,
     role: row.role,
     policy: row.policy,
+    sourceZone: row.source_zone,
+    clientAddress: row.client_address,
     state: row.state,
     startsAt: row.starts_at,
     endsAt: row.ends_at,
@@ -92,6 +99,8 @@ export async function insertGrant(db: Executor, grant: GrantRecord): Promise<voi
       resource: grant.resource,
       role: grant.role,
       policy: grant.policy,
+      source_zone: grant.sourceZone,
+      client_address: grant.clientAddress,
       state: grant.state,
       starts_at: grant.startsAt,
       ends_at: grant.endsAt,

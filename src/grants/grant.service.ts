@@ -1,7 +1,6 @@
 import type { FirebreakConfig } from "../config/schema.js";
 import type { Db, GrantState, ReviewState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
-import type { ConnectorRegistry } from "../plugins/registry.js";
 import { matchesPrincipal } from "../policy/approvals.js";
 import { findRequest, listApprovals, transitionRequest } from "../requests/request.repo.js";
 import { type RequestService, requestContext } from "../requests/request.service.js";
@@ -9,6 +8,7 @@ import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
 import type { InTransaction } from "../shared/transaction.js";
 import type { Principal } from "../users/user.service.js";
+import { type EffectRunner, PATH_CONNECTOR_PREFIX } from "./effects.js";
 import {
   closeGrant,
   findGrant,
@@ -37,7 +37,8 @@ export function createGrantService(deps: {
   clock: Clock;
   inTransaction: InTransaction;
   current: () => { config: FirebreakConfig };
-  connectors: ConnectorRegistry;
+  effects: EffectRunner;
+  enforcerKind: string;
   requests: Pick<RequestService, "load" | "lapseIfDue">;
   listener: GrantListener;
 }) {
@@ -73,43 +74,23 @@ export function createGrantService(deps: {
    * `finishUnfinished` completes or undoes at the next start.
    */
   async function issueEffects(grant: GrantRecord) {
-    const config = deps.current().config;
     for (const effect of await listEffects(deps.db, grant.id)) {
       if (effect.state !== "intent") continue;
-      const resource = config.resources?.[effect.resource];
       try {
-        assert(resource, "CONNECTOR_FAILED", `resource '${effect.resource}' is no longer configured`);
-        const issued = await deps.connectors[resource.type].issue({
-          grantId: grant.id,
-          user: grant.user,
-          zone: grant.zone,
-          resourceName: effect.resource,
-          resource,
-          role: grant.role,
-          startsAt: grant.startsAt,
-          endsAt: grant.endsAt,
-          sourceZone: null,
-        });
+        const applied = await deps.effects.apply(effect, grant);
         await deps.inTransaction(async (unit) => {
           await updateEffect(unit.tx, effect.id, {
             state: "issued",
-            detail: { externalId: issued.externalId, ...issued.detail },
+            detail: { ...applied.detail, externalId: applied.externalId },
             now: unit.now,
           });
           await unit.audit({
-            type: "credential.issued",
+            type: applied.auditType,
             actor: "system:firebreak",
             zone: grant.zone,
             resource: effect.resource,
             subject: grant.id,
-            context: {
-              grant: grant.id,
-              user: grant.user,
-              role: grant.role,
-              connector: resource.type,
-              externalId: issued.externalId,
-              validUntil: new Date(grant.endsAt).toISOString(),
-            },
+            context: { grant: grant.id, user: grant.user, role: grant.role, ...applied.auditContext },
           });
         });
       } catch (error) {
@@ -189,44 +170,24 @@ export function createGrantService(deps: {
    * next attempt time, an alert is raised, and the scheduler retries with backoff until it works.
    */
   async function revokeEffects(grant: GrantRecord): Promise<boolean> {
-    const config = deps.current().config;
-    const effects = (await listEffects(deps.db, grant.id)).filter(
-      (e) => e.state === "issued" || e.state === "intent" || e.state === "failed",
-    );
+    const effects = (await listEffects(deps.db, grant.id)).filter((e) => e.state !== "closed");
     try {
       for (const effect of effects) {
-        const resource = config.resources?.[effect.resource];
+        const undone = await deps.effects.undo(effect, grant);
         assert(
-          resource,
+          undone.verified,
           "CONNECTOR_FAILED",
-          `resource '${effect.resource}' is no longer configured; cannot prove access is gone`,
+          `access on ${effect.resource} still works after revoking it`,
         );
-        const connector = deps.connectors[resource.type];
-        const context = {
-          grantId: grant.id,
-          user: grant.user,
-          resourceName: effect.resource,
-          resource,
-          externalId: String(effect.detail.externalId ?? `fb_${grant.id}`),
-        };
-        await connector.revoke(context);
-        const gone = await connector.verifyRevoked(context);
-        assert(gone, "CONNECTOR_FAILED", `access on ${effect.resource} still works after revoking it`);
         await deps.inTransaction(async (unit) => {
           await updateEffect(unit.tx, effect.id, { state: "closed", now: unit.now });
           await unit.audit({
-            type: "credential.revoked",
+            type: undone.auditType,
             actor: "system:firebreak",
             zone: grant.zone,
             resource: effect.resource,
             subject: grant.id,
-            context: {
-              grant: grant.id,
-              user: grant.user,
-              role: grant.role,
-              connector: resource.type,
-              externalId: context.externalId,
-            },
+            context: { grant: grant.id, user: grant.user, role: grant.role, ...undone.auditContext },
           });
         });
       }
@@ -330,6 +291,8 @@ export function createGrantService(deps: {
           resource: request.resource,
           role: request.role,
           policy: request.policy,
+          sourceZone: request.sourceZone,
+          clientAddress: request.clientAddress,
           state: "active",
           startsAt: unit.now,
           endsAt: unit.now + request.durationMs,
@@ -359,16 +322,23 @@ export function createGrantService(deps: {
         for (const name of resources) {
           const resource = config.resources?.[name];
           if (!resource) continue;
-          await insertEffect(unit.tx, {
-            id: newId("eff", unit.now),
+          const intent = {
             grantId: grant.id,
             resource: name,
-            connector: resource.type,
-            state: "intent",
+            state: "intent" as const,
             detail: {},
             createdAt: unit.now,
             updatedAt: unit.now,
-          });
+          };
+          await insertEffect(unit.tx, { ...intent, id: newId("eff", unit.now), connector: resource.type });
+          // A resource with an address also gets its network path for the grant's window.
+          if (resource.address) {
+            await insertEffect(unit.tx, {
+              ...intent,
+              id: newId("eff", unit.now),
+              connector: `${PATH_CONNECTOR_PREFIX}${deps.enforcerKind}`,
+            });
+          }
         }
         const approvals = await listApprovals(unit.tx, requestId);
         await unit.audit({

@@ -63,7 +63,7 @@ export interface NetworkEnforcer {
   open(path: PathSpec): Promise<{ ruleId: string }>;
   close(grantId: string): Promise<void>;
 }
-export type EnforcerKind = "none" | "log";
+export type EnforcerKind = "log";
 
 /** A sink receives committed audit events, in order, at least once. */
 export interface AuditSink {

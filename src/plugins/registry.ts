@@ -1,7 +1,14 @@
 import type { ResourceType } from "../config/schema.js";
 import { createLogConnector } from "../connectors/log/log.connector.js";
+import { createLogEnforcer } from "../enforcers/log/log.enforcer.js";
 import { FirebreakError } from "../errors.js";
-import type { CredentialConnector, IssueContext, RevokeContext } from "./contracts.js";
+import type {
+  CredentialConnector,
+  EnforcerKind,
+  IssueContext,
+  NetworkEnforcer,
+  RevokeContext,
+} from "./contracts.js";
 
 /**
  * A connector for a target type this build cannot reach yet. It refuses to issue, so activation
@@ -34,3 +41,10 @@ export function createConnectorRegistry(
     http: unavailableConnector("http"),
   };
 }
+
+export type EnforcerRegistry = Record<EnforcerKind, () => NetworkEnforcer>;
+
+/** The one place that maps each enforcer kind to its implementation. */
+export const enforcerRegistry: EnforcerRegistry = {
+  log: createLogEnforcer,
+};

@@ -2,9 +2,11 @@ import type { StandingBinding } from "../config/schema.js";
 import type { CompiledPolicy } from "./engine.js";
 
 /**
- * The enforcement hot path: "does this user hold this role here right now". Everything a check
- * needs is precomputed per user so that a check is three Map lookups and a comparison, with no
- * allocation and no string building. Invariants are in NOTES.md.
+ * The enforcement hot path: "does this user hold this role here right now". Invariants and the
+ * reasons for this layout are in NOTES.md; in short, every (zone, role) and (resource, role) gets a
+ * small integer slot, and each user has one sorted Float64Array of `slot, endsAt` pairs (standing
+ * access has endsAt = +Infinity). A check is two lookups in small, cache-hot slot maps, one lookup
+ * in the user map and a binary search, with no allocation and no string building.
  */
 
 /** A user as the index sees them: a name and the groups an identity source reports (directory groups are added). */
@@ -18,7 +20,7 @@ export interface AccessIndex {
   check(user: string, zone: string, role: string, now: number): boolean;
   /** Holds `role` on `resource` at `now` (resource-level, or zone-level on its zone when the resource maps the role)? */
   checkResource(user: string, resource: string, role: string, now: number): boolean;
-  /** Records an activated grant, valid for `now < endsAt`; re-adding an id replaces it. */
+  /** Records an activated grant, valid while `now < endsAt`; re-adding an id replaces it. */
   addGrant(
     grantId: string,
     user: string,
@@ -34,23 +36,6 @@ export interface AccessIndex {
   grantCount(): number;
 }
 
-interface Holding {
-  standing: boolean;
-  /** Latest end among this holding's grants; -Infinity when it has none. */
-  endsAt: number;
-  grants: Map<string, number> | null;
-}
-
-type RoleHoldings = Map<string, Holding>;
-
-interface UserEntry {
-  /** zone → role → holding, for zone-level access. */
-  zones: Map<string, RoleHoldings>;
-  /** resource → role → holding, for resource-level access. */
-  resources: Map<string, RoleHoldings>;
-  grantIds: Set<string>;
-}
-
 interface GrantRecord {
   readonly user: string;
   readonly zone: string;
@@ -59,22 +44,26 @@ interface GrantRecord {
   readonly endsAt: number;
 }
 
-function holdingFor(scopes: Map<string, RoleHoldings>, scope: string, role: string): Holding {
-  let roles = scopes.get(scope);
-  if (roles === undefined) {
-    roles = new Map();
-    scopes.set(scope, roles);
-  }
-  let holding = roles.get(role);
-  if (holding === undefined) {
-    holding = { standing: false, endsAt: Number.NEGATIVE_INFINITY, grants: null };
-    roles.set(role, holding);
-  }
-  return holding;
+interface UserRecord {
+  /** Groups reported by the identity source; directory groups are added when access is rebuilt. */
+  groups: readonly string[];
+  readonly grantIds: Set<string>;
 }
 
-function holds(holding: Holding | undefined, now: number): boolean {
-  return holding !== undefined && (holding.standing || now < holding.endsAt);
+type SlotTable = Map<string, Map<string, number>>;
+
+/** Binary search over sorted `slot, endsAt` pairs. */
+function holds(pairs: Float64Array, slot: number, now: number): boolean {
+  let low = 0;
+  let high = (pairs.length >> 1) - 1;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    const found = pairs[middle << 1] as number;
+    if (found === slot) return now < (pairs[(middle << 1) + 1] as number);
+    if (found < slot) low = middle + 1;
+    else high = middle - 1;
+  }
+  return false;
 }
 
 /**
@@ -83,110 +72,139 @@ function holds(holding: Holding | undefined, now: number): boolean {
  * fails the check before it is removed, because the check compares `endsAt` with `now`.
  */
 export function createAccessIndex(policy: CompiledPolicy, users: Iterable<IndexedUser>): AccessIndex {
-  const entries = new Map<string, UserEntry>();
-  const grants = new Map<string, GrantRecord>();
+  const zoneSlots: SlotTable = new Map();
+  const resourceSlots: SlotTable = new Map();
+  let nextSlot = 0;
+  const slotFor = (table: SlotTable, scope: string, role: string): number => {
+    let roles = table.get(scope);
+    if (roles === undefined) {
+      roles = new Map();
+      table.set(scope, roles);
+    }
+    let slot = roles.get(role);
+    if (slot === undefined) {
+      slot = nextSlot++;
+      roles.set(role, slot);
+    }
+    return slot;
+  };
+  const bindingSlot = (binding: StandingBinding): number =>
+    binding.zone !== undefined
+      ? slotFor(zoneSlots, binding.zone, binding.role)
+      : slotFor(resourceSlots, binding.resource as string, binding.role);
+
   const resourceZone = new Map<string, { zone: string; roles: ReadonlySet<string> }>();
   for (const resource of policy.resources.values()) {
     resourceZone.set(resource.name, { zone: resource.zone, roles: resource.roles });
+    for (const role of resource.roles) {
+      slotFor(zoneSlots, resource.zone, role);
+      slotFor(resourceSlots, resource.name, role);
+    }
+  }
+  const groupSlots = new Map<string, number[]>();
+  for (const [group, bindings] of policy.standingByGroup) groupSlots.set(group, bindings.map(bindingSlot));
+  const userSlots = new Map<string, number[]>();
+  for (const [user, bindings] of policy.standingByUser) userSlots.set(user, bindings.map(bindingSlot));
+
+  /** The hot structure: user name → sorted `slot, endsAt` pairs. */
+  const access = new Map<string, Float64Array>();
+  const records = new Map<string, UserRecord>();
+  const grants = new Map<string, GrantRecord>();
+
+  const grantSlot = (grant: GrantRecord): number =>
+    grant.resource === null
+      ? slotFor(zoneSlots, grant.zone, grant.role)
+      : slotFor(resourceSlots, grant.resource, grant.role);
+
+  // Rebuilding a user's pairs from their standing bindings and grant records after every change
+  // keeps updates exact (a group left takes its bindings with it, a removed grant its window)
+  // and costs only that user's holdings, which are few.
+  const rebuild = (name: string, record: UserRecord) => {
+    const ends = new Map<number, number>();
+    const standing = (slots: readonly number[] | undefined) => {
+      for (const slot of slots ?? []) ends.set(slot, Number.POSITIVE_INFINITY);
+    };
+    standing(userSlots.get(name));
+    const groups = new Set(record.groups);
+    for (const group of policy.directoryGroups.get(name) ?? []) groups.add(group);
+    for (const group of groups) standing(groupSlots.get(group));
+    for (const grantId of record.grantIds) {
+      const grant = grants.get(grantId);
+      if (grant === undefined) continue;
+      const slot = grantSlot(grant);
+      if (grant.endsAt > (ends.get(slot) ?? Number.NEGATIVE_INFINITY)) ends.set(slot, grant.endsAt);
+    }
+    if (ends.size === 0) {
+      access.delete(name);
+      return;
+    }
+    const slots = [...ends.keys()].sort((a, b) => a - b);
+    const pairs = new Float64Array(slots.length * 2);
+    slots.forEach((slot, index) => {
+      pairs[index * 2] = slot;
+      pairs[index * 2 + 1] = ends.get(slot) as number;
+    });
+    access.set(name, pairs);
+  };
+
+  const recordFor = (name: string): UserRecord => {
+    let record = records.get(name);
+    if (record === undefined) {
+      record = { groups: [], grantIds: new Set() };
+      records.set(name, record);
+    }
+    return record;
+  };
+
+  for (const name of policy.directoryGroups.keys()) rebuild(name, recordFor(name));
+  for (const user of users) {
+    const record = recordFor(user.name);
+    record.groups = [...user.groups];
+    rebuild(user.name, record);
   }
 
-  const applyGrant = (entry: UserEntry, grantId: string, grant: GrantRecord) => {
-    const holding =
-      grant.resource === null
-        ? holdingFor(entry.zones, grant.zone, grant.role)
-        : holdingFor(entry.resources, grant.resource, grant.role);
-    holding.grants ??= new Map();
-    holding.grants.set(grantId, grant.endsAt);
-    if (grant.endsAt > holding.endsAt) holding.endsAt = grant.endsAt;
-    entry.grantIds.add(grantId);
-  };
-
-  const applyStanding = (entry: UserEntry, binding: StandingBinding) => {
-    if (binding.zone !== undefined) holdingFor(entry.zones, binding.zone, binding.role).standing = true;
-    else if (binding.resource !== undefined)
-      holdingFor(entry.resources, binding.resource, binding.role).standing = true;
-  };
-
-  // Rebuilding a user's holdings from scratch keeps setUser simple and exact: a group that was
-  // left takes its bindings with it, and grants are replayed from their records.
-  const build = (name: string, reportedGroups: readonly string[]): UserEntry => {
-    const entry: UserEntry = {
-      zones: new Map(),
-      resources: new Map(),
-      grantIds: new Set(),
-    };
-    const groups = new Set(reportedGroups);
-    for (const group of policy.directoryGroups.get(name) ?? []) groups.add(group);
-    for (const binding of policy.standingByUser.get(name) ?? []) applyStanding(entry, binding);
-    for (const group of groups) {
-      for (const binding of policy.standingByGroup.get(group) ?? []) applyStanding(entry, binding);
-    }
-    return entry;
-  };
-
-  const entryFor = (name: string): UserEntry => {
-    let entry = entries.get(name);
-    if (entry === undefined) {
-      entry = build(name, []);
-      entries.set(name, entry);
-    }
-    return entry;
-  };
-
-  for (const name of policy.directoryGroups.keys()) entries.set(name, build(name, []));
-  for (const user of users) entries.set(user.name, build(user.name, user.groups));
-
-  const removeGrant = (grantId: string) => {
+  const detach = (grantId: string): string | undefined => {
     const grant = grants.get(grantId);
-    if (grant === undefined) return;
+    if (grant === undefined) return undefined;
     grants.delete(grantId);
-    const entry = entries.get(grant.user);
-    if (entry === undefined) return;
-    entry.grantIds.delete(grantId);
-    const scopes = grant.resource === null ? entry.zones : entry.resources;
-    const scope = grant.resource ?? grant.zone;
-    const roles = scopes.get(scope);
-    const holding = roles?.get(grant.role);
-    if (roles === undefined || holding === undefined || holding.grants === null) return;
-    holding.grants.delete(grantId);
-    let latest = Number.NEGATIVE_INFINITY;
-    for (const endsAt of holding.grants.values()) if (endsAt > latest) latest = endsAt;
-    holding.endsAt = latest;
-    if (holding.grants.size === 0) holding.grants = null;
-    if (!holding.standing && holding.grants === null) {
-      roles.delete(grant.role);
-      if (roles.size === 0) scopes.delete(scope);
-    }
+    records.get(grant.user)?.grantIds.delete(grantId);
+    return grant.user;
   };
 
   return {
     check(user, zone, role, now) {
-      return holds(entries.get(user)?.zones.get(zone)?.get(role), now);
+      const slot = zoneSlots.get(zone)?.get(role);
+      if (slot === undefined) return false;
+      const pairs = access.get(user);
+      return pairs !== undefined && holds(pairs, slot, now);
     },
     checkResource(user, resource, role, now) {
-      const entry = entries.get(user);
-      if (entry === undefined) return false;
-      if (holds(entry.resources.get(resource)?.get(role), now)) return true;
+      const pairs = access.get(user);
+      if (pairs === undefined) return false;
+      const slot = resourceSlots.get(resource)?.get(role);
+      if (slot !== undefined && holds(pairs, slot, now)) return true;
       const found = resourceZone.get(resource);
       // A zone-level holding reaches only the resources that define the role.
       if (found === undefined || !found.roles.has(role)) return false;
-      return holds(entry.zones.get(found.zone)?.get(role), now);
+      const zoneSlot = zoneSlots.get(found.zone)?.get(role);
+      return zoneSlot !== undefined && holds(pairs, zoneSlot, now);
     },
     addGrant(grantId, user, zone, role, endsAt, resource = null) {
-      removeGrant(grantId);
-      const grant: GrantRecord = { user, zone, resource: resource ?? null, role, endsAt };
-      grants.set(grantId, grant);
-      applyGrant(entryFor(user), grantId, grant);
+      const previousUser = detach(grantId);
+      if (previousUser !== undefined && previousUser !== user) rebuild(previousUser, recordFor(previousUser));
+      grants.set(grantId, { user, zone, resource: resource ?? null, role, endsAt });
+      const record = recordFor(user);
+      record.grantIds.add(grantId);
+      rebuild(user, record);
     },
-    removeGrant,
+    removeGrant(grantId) {
+      const user = detach(grantId);
+      if (user !== undefined) rebuild(user, recordFor(user));
+    },
     setUser(name, groups) {
-      const entry = build(name, [...groups]);
-      const previous = entries.get(name);
-      for (const grantId of previous?.grantIds ?? []) {
-        const grant = grants.get(grantId);
-        if (grant !== undefined) applyGrant(entry, grantId, grant);
-      }
-      entries.set(name, entry);
+      const record = recordFor(name);
+      record.groups = [...groups];
+      rebuild(name, record);
     },
     grantCount() {
       return grants.size;

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { CelCompileError, type ConditionVars, compileCondition } from "./cel.js";
 
-function vars(overrides: { incident?: Partial<ConditionVars["signals"]["incident"]> } & Partial<ConditionVars> = {}) {
+function vars(
+  overrides: { incident?: Partial<ConditionVars["signals"]["incident"]> } & Partial<ConditionVars> = {},
+) {
   const { incident, ...rest } = overrides;
   const base: ConditionVars = {
     principal: { name: "alice", groups: ["sre", "oncall"] },
@@ -43,15 +45,25 @@ describe("compileCondition: evaluation", () => {
   });
 
   it("hands numbers to CEL as ints, so int arithmetic and equality work", () => {
-    expect(compileCondition("signals.incident.severity + 1 == 3").evaluate(vars())).toEqual({ ok: true, value: true });
-    expect(compileCondition("signals.incident.severity == 1").evaluate(vars({ incident: { severity: 1 } }))).toEqual({
+    expect(compileCondition("signals.incident.severity + 1 == 3").evaluate(vars())).toEqual({
       ok: true,
       value: true,
     });
-    expect(compileCondition("request.durationSeconds <= 3600").evaluate(vars())).toEqual({ ok: true, value: true });
+    expect(
+      compileCondition("signals.incident.severity == 1").evaluate(vars({ incident: { severity: 1 } })),
+    ).toEqual({
+      ok: true,
+      value: true,
+    });
+    expect(compileCondition("request.durationSeconds <= 3600").evaluate(vars())).toEqual({
+      ok: true,
+      value: true,
+    });
     // A fractional age is truncated rather than becoming a double that breaks int comparisons.
     expect(
-      compileCondition("signals.incident.ageSeconds == 90").evaluate(vars({ incident: { ageSeconds: 90.7 } })),
+      compileCondition("signals.incident.ageSeconds == 90").evaluate(
+        vars({ incident: { ageSeconds: 90.7 } }),
+      ),
     ).toEqual({ ok: true, value: true });
   });
 
@@ -66,8 +78,14 @@ describe("compileCondition: evaluation", () => {
     });
     const nightShift = compileCondition("now.getHours() < 6");
     expect(nightShift.evaluate(vars())).toEqual({ ok: true, value: true });
-    expect(nightShift.evaluate(vars({ now: Date.parse("2026-03-01T14:00:00Z") }))).toEqual({ ok: true, value: false });
-    expect(compileCondition("now.getHours('Europe/Paris') == 3").evaluate(vars())).toEqual({ ok: true, value: true });
+    expect(nightShift.evaluate(vars({ now: Date.parse("2026-03-01T14:00:00Z") }))).toEqual({
+      ok: true,
+      value: false,
+    });
+    expect(compileCondition("now.getHours('Europe/Paris') == 3").evaluate(vars())).toEqual({
+      ok: true,
+      value: true,
+    });
     expect(
       compileCondition("now - timestamp('2026-03-01T02:00:00Z') == duration('30m')").evaluate(vars()),
     ).toEqual({ ok: true, value: true });
@@ -114,13 +132,19 @@ describe("compileCondition: evaluation", () => {
 
     expect(compileCondition("1 / (signals.incident.severity - 2) == 0").evaluate(vars()).ok).toBe(false);
     // Input that cannot become a CEL int is an error result, not an exception.
-    expect(compileCondition("signals.incident.severity <= 2").evaluate(vars({ incident: { severity: Number.NaN } })))
-      .toMatchObject({ ok: false });
+    expect(
+      compileCondition("signals.incident.severity <= 2").evaluate(
+        vars({ incident: { severity: Number.NaN } }),
+      ),
+    ).toMatchObject({ ok: false });
   });
 
   it("treats a non-boolean result as an error, never as truthy", () => {
     const mixed = compileCondition("signals.incident.open ? 1 : true");
-    expect(mixed.evaluate(vars())).toEqual({ ok: false, error: "the condition produced the int 1, not true or false" });
+    expect(mixed.evaluate(vars())).toEqual({
+      ok: false,
+      error: "the condition produced the int 1, not true or false",
+    });
     expect(mixed.evaluate(vars({ incident: { open: false } }))).toEqual({ ok: true, value: true });
     expect(compileCondition("dyn(request.zone)").evaluate(vars())).toEqual({
       ok: false,
@@ -179,7 +203,9 @@ describe("compileCondition: compile errors", () => {
     expect(compileError("signals.incident.severity").message).toBe(
       "a condition must be true or false, but this one produces a number (int)",
     );
-    expect(compileError("signals.incident.severity - 1").message).toContain("produces the result of arithmetic");
+    expect(compileError("signals.incident.severity - 1").message).toContain(
+      "produces the result of arithmetic",
+    );
     expect(compileError("request.ticket").message).toContain("produces a string or null");
     expect(compileError("principal.groups.filter(g, g == 'sre')").message).toContain("produces a list");
     expect(compileError("now").message).toContain("produces a timestamp");

@@ -148,7 +148,12 @@ export function compileCondition(source: string): CompiledCondition {
   }
   if (checker.problems.length > 0) throw new CelCompileError(source, checker.problems);
 
-  const program = plan(env, parsed);
+  let program: ReturnType<typeof plan>;
+  try {
+    program = plan(env, parsed);
+  } catch (error) {
+    throw new CelCompileError(source, [`cannot be planned: ${(error as Error).message}`]);
+  }
   const roots = ROOT_NAMES.filter((name) => checker.roots.has(name));
   return {
     source,

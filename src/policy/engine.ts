@@ -230,9 +230,20 @@ function indexByRole(
   pushTo(byRole, binding.role, binding);
 }
 
-function compileCel(source: string, policyName: string, field: string): CompiledCondition {
+type ConditionCache = Map<string, CompiledCondition>;
+
+function compileCel(
+  source: string,
+  policyName: string,
+  field: string,
+  cache: ConditionCache,
+): CompiledCondition {
+  const cached = cache.get(source);
+  if (cached !== undefined) return cached;
   try {
-    return compileCondition(source);
+    const compiled = compileCondition(source);
+    cache.set(source, compiled);
+    return compiled;
   } catch (error) {
     throw new FirebreakError(
       "CONFIG_INVALID",
@@ -242,7 +253,11 @@ function compileCel(source: string, policyName: string, field: string): Compiled
   }
 }
 
-function compileBreakGlass(config: BreakGlassPolicy, order: number): CompiledBreakGlassPolicy {
+function compileBreakGlass(
+  config: BreakGlassPolicy,
+  order: number,
+  conditions: ConditionCache,
+): CompiledBreakGlassPolicy {
   let ticketPattern: RegExp | null = null;
   if (config.justification?.ticket !== undefined) {
     try {
@@ -273,11 +288,11 @@ function compileBreakGlass(config: BreakGlassPolicy, order: number): CompiledBre
     minReasonLength: config.justification?.minLength ?? 0,
     ticketPattern,
     sourceZones: config.sourceZones === undefined ? null : new Set(config.sourceZones),
-    when: config.when === undefined ? null : compileCel(config.when, config.name, "when"),
+    when: config.when === undefined ? null : compileCel(config.when, config.name, "when", conditions),
     autoApprove:
       config.autoApprove === undefined
         ? null
-        : compileCel(config.autoApprove.when, config.name, "autoApprove.when"),
+        : compileCel(config.autoApprove.when, config.name, "autoApprove.when", conditions),
     review: {
       withinMs: config.review?.within ?? DEFAULT_REVIEW_WITHIN_MS,
       blockWhenOverdue: config.review?.blockWhenOverdue ?? false,
@@ -292,7 +307,11 @@ function compileBreakGlass(config: BreakGlassPolicy, order: number): CompiledBre
  * CEL conditions and ticket patterns are compiled here, once; a failure is a CONFIG_INVALID error.
  */
 export function compilePolicy(config: FirebreakConfig): CompiledPolicy {
-  const policies = (config.breakGlass ?? []).map(compileBreakGlass);
+  // Compiled conditions are stateless, so policies sharing a condition's text share one program.
+  const conditions: ConditionCache = new Map();
+  const policies = (config.breakGlass ?? []).map((entry, order) =>
+    compileBreakGlass(entry, order, conditions),
+  );
 
   const resources = new Map<string, CompiledResource>();
   const zoneResources = new Map<string, string[]>();

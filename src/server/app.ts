@@ -3,12 +3,13 @@ import { createAuditRoutes } from "../audit/audit.routes.js";
 import { createAuditService } from "../audit/audit.service.js";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
+import { createEffectRunner } from "../grants/effects.js";
 import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
 import { listActiveGrants } from "../grants/grant.repo.js";
 import { createGrantRoutes } from "../grants/grant.routes.js";
 import { createGrantService, type GrantListener } from "../grants/grant.service.js";
 import { createHttpServer } from "../http/server.js";
-import { createConnectorRegistry } from "../plugins/registry.js";
+import { createConnectorRegistry, enforcerRegistry } from "../plugins/registry.js";
 import { type AccessIndex, createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
 import { createRequestService } from "../requests/request.service.js";
@@ -81,6 +82,8 @@ export async function createApp(options: AppOptions) {
     sourceZoneOf: (address) => current().sourceZoneOf(address),
   });
   const connectors = createConnectorRegistry();
+  const enforcer = enforcerRegistry.log();
+  const effects = createEffectRunner({ connectors, enforcer, config: () => current().config });
   let scheduler: ReturnType<typeof createExpiryScheduler>;
   const listener: GrantListener = {
     activated(grant) {
@@ -91,7 +94,16 @@ export async function createApp(options: AppOptions) {
       access.removeGrant(grant.id);
     },
   };
-  const grants = createGrantService({ db, clock, inTransaction, current, connectors, requests, listener });
+  const grants = createGrantService({
+    db,
+    clock,
+    inTransaction,
+    current,
+    effects,
+    enforcerKind: enforcer.kind,
+    requests,
+    listener,
+  });
   scheduler = createExpiryScheduler({
     db,
     clock,

@@ -77,6 +77,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("resource", "varchar(63)")
     .addColumn("role", "varchar(63)", (c) => c.notNull())
     .addColumn("policy", "varchar(63)")
+    .addColumn("source_zone", "varchar(63)")
+    .addColumn("client_address", "varchar(64)")
     .addColumn("state", "varchar(16)", (c) => c.notNull())
     .addColumn("starts_at", "bigint", (c) => c.notNull())
     .addColumn("ends_at", "bigint", (c) => c.notNull())

@@ -1,0 +1,9 @@
+import { runHttpBenchmarks } from "./http.bench.js";
+import { runPolicyBenchmarks } from "./policy.bench.js";
+
+/**
+ * `npm run bench`: prints every benchmark with the peer it is compared with, measured in the same
+ * run. Figures are printed, never asserted.
+ */
+await runPolicyBenchmarks();
+await runHttpBenchmarks();

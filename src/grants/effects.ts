@@ -1,0 +1,127 @@
+import type { FirebreakConfig } from "../config/schema.js";
+import { assert } from "../errors.js";
+import type { NetworkEnforcer } from "../plugins/contracts.js";
+import type { ConnectorRegistry } from "../plugins/registry.js";
+import type { GrantEffect, GrantRecord } from "./grant.repo.js";
+
+/** An effect row's connector for network paths: `path:<enforcer kind>`. */
+export const PATH_CONNECTOR_PREFIX = "path:";
+
+export interface AppliedEffect {
+  externalId: string;
+  detail: Record<string, unknown>;
+  /** Shown once to the grant's owner; never stored in clear, never audited. */
+  secret: string | null;
+  auditType: "credential.issued" | "flow.opened";
+  auditContext: Record<string, unknown>;
+}
+
+/**
+ * What a grant does outside Firebreak, one effect row at a time: a credential on a resource (through
+ * its connector) or a network path to the resource's address (through the enforcer). Both kinds go
+ * through the same intent → issued → closed records, so crash recovery treats them alike.
+ */
+export function createEffectRunner(deps: {
+  connectors: ConnectorRegistry;
+  enforcer: NetworkEnforcer;
+  config: () => FirebreakConfig;
+}) {
+  function resourceOf(effect: GrantEffect) {
+    const resource = deps.config().resources?.[effect.resource];
+    assert(resource, "CONNECTOR_FAILED", `resource '${effect.resource}' is no longer configured`);
+    return resource;
+  }
+
+  return {
+    async apply(effect: GrantEffect, grant: GrantRecord): Promise<AppliedEffect> {
+      const resource = resourceOf(effect);
+      if (effect.connector.startsWith(PATH_CONNECTOR_PREFIX)) {
+        assert(
+          resource.address,
+          "CONNECTOR_FAILED",
+          `resource '${effect.resource}' has no address to open a path to`,
+        );
+        const { ruleId } = await deps.enforcer.open({
+          grantId: grant.id,
+          fromZone: grant.sourceZone,
+          fromAddress: grant.clientAddress,
+          toAddress: resource.address,
+          endsAt: grant.endsAt,
+        });
+        const context = {
+          rule: ruleId,
+          enforcer: deps.enforcer.kind,
+          fromZone: grant.sourceZone,
+          fromAddress: grant.clientAddress,
+          to: resource.address,
+          until: new Date(grant.endsAt).toISOString(),
+        };
+        return {
+          externalId: ruleId,
+          detail: context,
+          secret: null,
+          auditType: "flow.opened",
+          auditContext: context,
+        };
+      }
+      const issued = await deps.connectors[resource.type].issue({
+        grantId: grant.id,
+        user: grant.user,
+        zone: grant.zone,
+        resourceName: effect.resource,
+        resource,
+        role: grant.role,
+        startsAt: grant.startsAt,
+        endsAt: grant.endsAt,
+        sourceZone: grant.sourceZone,
+      });
+      return {
+        externalId: issued.externalId,
+        detail: issued.detail,
+        secret: issued.secret,
+        auditType: "credential.issued",
+        auditContext: {
+          connector: resource.type,
+          externalId: issued.externalId,
+          validUntil: new Date(grant.endsAt).toISOString(),
+        },
+      };
+    },
+
+    /** Takes the effect away and proves it: false when it still works. */
+    async undo(
+      effect: GrantEffect,
+      grant: GrantRecord,
+    ): Promise<{
+      verified: boolean;
+      auditType: "credential.revoked" | "flow.closed";
+      auditContext: Record<string, unknown>;
+    }> {
+      if (effect.connector.startsWith(PATH_CONNECTOR_PREFIX)) {
+        await deps.enforcer.close(grant.id);
+        return {
+          verified: true,
+          auditType: "flow.closed",
+          auditContext: { rule: effect.detail.externalId ?? null, enforcer: deps.enforcer.kind },
+        };
+      }
+      const resource = resourceOf(effect);
+      const connector = deps.connectors[resource.type];
+      const context = {
+        grantId: grant.id,
+        user: grant.user,
+        resourceName: effect.resource,
+        resource,
+        externalId: String(effect.detail.externalId ?? `fb_${grant.id}`),
+      };
+      await connector.revoke(context);
+      const verified = await connector.verifyRevoked(context);
+      return {
+        verified,
+        auditType: "credential.revoked",
+        auditContext: { connector: resource.type, externalId: context.externalId },
+      };
+    },
+  };
+}
+export type EffectRunner = ReturnType<typeof createEffectRunner>;
