@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFile } from "node:fs/promises";
 import { Command, CommanderError, Option } from "commander";
 import { configJsonSchema } from "../config/json-schema.js";
 import { formatIssue, loadConfigFile } from "../config/load.js";
@@ -6,6 +7,7 @@ import { isFirebreakError } from "../errors.js";
 import { compilePolicy, explain } from "../policy/engine.js";
 import { VERSION } from "../version.js";
 import { ApiError, createClient, writeCredentials } from "./client.js";
+import { connectWith } from "./connect.js";
 import { runDemo } from "./demo.js";
 import { printable, table, timeLeft } from "./format.js";
 import { runServe } from "./serve.js";
@@ -140,9 +142,23 @@ export function buildProgram(): Command {
     .option("--config <file>", "configuration file", "firebreak.yaml")
     .option("--db <url>", "database: sqlite:PATH or postgres://…", "sqlite:./data/firebreak.db")
     .option("--listen <address>", "host:port or :port to listen on", ":8080")
-    .action(async (options: { config: string; db: string; listen: string }) => {
-      await runServe({ ...options, json: globals().json === true });
-    });
+    .option(
+      "--master-key-file <file>",
+      "the key that encrypts stored secrets (or set FIREBREAK_MASTER_KEY)",
+      "./data/master.key",
+    )
+    .option("--production", "refuse to start without a provided master key (no key file is generated)")
+    .action(
+      async (options: {
+        config: string;
+        db: string;
+        listen: string;
+        masterKeyFile: string;
+        production?: boolean;
+      }) => {
+        await runServe({ ...options, json: globals().json === true });
+      },
+    );
 
   program
     .command("validate")
@@ -309,6 +325,80 @@ export function buildProgram(): Command {
         options.totp ? { totp: options.totp } : {},
       );
       emit(g, () => describeGrant(g));
+    });
+
+  program
+    .command("credential")
+    .description("show your grant's credential, once (a second fetch is refused)")
+    .argument("<grant-id>", "grant id")
+    .action(async (id: string) => {
+      const result = await (await client(globals())).post<CredentialReply>(
+        `/v1/grants/${encodeURIComponent(id)}/credential`,
+        {},
+      );
+      emit(
+        result,
+        () =>
+          result.credentials
+            .map((c) =>
+              [
+                `${c.resource} (${c.connector})`,
+                ...Object.entries(c.detail).map(
+                  ([k, v]) => `  ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`,
+                ),
+                c.secret === null
+                  ? "  (no secret: nothing to deliver)"
+                  : `  secret (shown once): ${c.secret}`,
+              ].join("\n"),
+            )
+            .join("\n") || "(this grant issued no credentials)",
+      );
+    });
+
+  program
+    .command("connect")
+    .description("start psql, mysql or ssh with your grant's credential, without printing it")
+    .argument("<grant-id>", "grant id")
+    .option("--resource <name>", "which resource, when the grant has several")
+    .option(
+      "--identity <file>",
+      "your SSH private key (for SSH grants)",
+      `${process.env.HOME ?? "~"}/.ssh/id_ed25519`,
+    )
+    .option(
+      "--login <user>",
+      "the account to log in as on an SSH host (default: the certificate's first principal)",
+    )
+    .action(async (id: string, options: { resource?: string; identity: string; login?: string }) => {
+      const result = await (await client(globals())).post<CredentialReply>(
+        `/v1/grants/${encodeURIComponent(id)}/credential`,
+        {},
+      );
+      const code = await connectWith(result.credentials, options);
+      process.exitCode = code;
+    });
+
+  program
+    .command("rotate-master-key")
+    .description("re-encrypt every stored secret under a new master key (run on the server host)")
+    .option("--db <url>", "database: sqlite:PATH or postgres://…", "sqlite:./data/firebreak.db")
+    .option(
+      "--master-key-file <file>",
+      "the key file (ignored when FIREBREAK_MASTER_KEY is set)",
+      "./data/master.key",
+    )
+    .action(async (options: { db: string; masterKeyFile: string }) => {
+      const { rotateMasterKey } = await import("../secrets/rotate.js");
+      const result = await rotateMasterKey({
+        databaseUrl: options.db,
+        keyFile: options.masterKeyFile,
+        env: process.env,
+      });
+      emit(result, () =>
+        result.newKey
+          ? `re-encrypted ${result.resealed} secrets under key ${result.keyId}.\nSet FIREBREAK_MASTER_KEY to this new key (shown once) and the old one in FIREBREAK_MASTER_KEY_PREVIOUS until restarted:\n${result.newKey}`
+          : `re-encrypted ${result.resealed} secrets under key ${result.keyId}; ${options.masterKeyFile} now holds it`,
+      );
     });
 
   program
@@ -652,6 +742,15 @@ export function buildProgram(): Command {
 
   return program;
 }
+
+type CredentialReply = {
+  credentials: {
+    resource: string;
+    connector: string;
+    detail: Record<string, unknown>;
+    secret: string | null;
+  }[];
+};
 
 type AuditEventShape = {
   seq: number;

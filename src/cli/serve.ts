@@ -19,13 +19,26 @@ function logLine(level: string, message: string, fields: Record<string, unknown>
 }
 
 /** Runs the server until SIGTERM or SIGINT; SIGHUP reloads the configuration. */
-export async function runServe(options: { config: string; db: string; listen: string; json: boolean }) {
+export async function runServe(options: {
+  config: string;
+  db: string;
+  listen: string;
+  json: boolean;
+  masterKeyFile: string;
+  production?: boolean;
+}) {
   const listen = parseListen(options.listen);
   const log = {
     info: (m: string, f?: Record<string, unknown>) => logLine("info", m, f),
     error: (m: string, f?: Record<string, unknown>) => logLine("error", m, f),
   };
-  const app = await createApp({ configPath: options.config, databaseUrl: options.db, log });
+  const app = await createApp({
+    configPath: options.config,
+    databaseUrl: options.db,
+    masterKeyFile: options.masterKeyFile,
+    production: options.production ?? false,
+    log,
+  });
   const { admin, address } = await app.start(listen);
   const shown = address?.replace("0.0.0.0", "127.0.0.1") ?? "";
   if (options.json) {

@@ -131,6 +131,22 @@ export const resourceSchema = z.strictObject({
       z.union([secretRefSchema, z.string().max(1000)]),
     )
     .optional(),
+  /**
+   * Prefix of every account Firebreak creates on this target (default `fb_`). The reconciler treats
+   * every account with the prefix as Firebreak's, so two Firebreak installations sharing a target
+   * need different prefixes.
+   */
+  namePrefix: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9]{0,7}_$/,
+      "a prefix of 1-8 lowercase letters or digits followed by '_', such as 'fb_'",
+    )
+    .optional(),
+  /** PostgreSQL: what happens to objects a grant's login role created, at revoke (default: drop them). */
+  ownedObjects: z.enum(["drop", "reassign"]).optional(),
+  /** PostgreSQL: the role that receives those objects when `ownedObjects` is `reassign`. */
+  reassignTo: z.string().min(1).max(63).optional(),
   roles: z
     .record(nameSchema, resourceRoleSchema)
     .refine((roles) => Object.keys(roles).length > 0, "at least one role"),

@@ -116,8 +116,20 @@ export interface GrantEffectsTable {
   connector: string;
   state: "intent" | "issued" | "closed" | "failed";
   detail_json: string;
+  /** The issued secret, encrypted under the master key (AES-256-GCM); null when there is none. */
+  secret_enc: string | null;
+  /** When the secret was shown to its owner; it is shown once. */
+  delivered_at: number | null;
   created_at: number;
   updated_at: number;
+}
+
+export interface KeyMaterialTable {
+  kind: string;
+  scope: string;
+  public_key: string;
+  private_enc: string;
+  created_at: number;
 }
 
 export interface IncidentsTable {
@@ -168,6 +180,7 @@ export interface Database {
   grants: GrantsTable;
   grant_effects: GrantEffectsTable;
   incidents: IncidentsTable;
+  key_material: KeyMaterialTable;
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   config_state: ConfigStateTable;

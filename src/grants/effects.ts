@@ -74,6 +74,9 @@ export function createEffectRunner(deps: {
         startsAt: grant.startsAt,
         endsAt: grant.endsAt,
         sourceZone: grant.sourceZone,
+        sourceCidrs: grant.sourceZone ? (deps.config().zones[grant.sourceZone]?.cidrs ?? []) : [],
+        clientAddress: grant.clientAddress,
+        publicKey: typeof effect.detail.publicKey === "string" ? effect.detail.publicKey : null,
       });
       return {
         externalId: issued.externalId,
@@ -112,7 +115,10 @@ export function createEffectRunner(deps: {
         user: grant.user,
         resourceName: effect.resource,
         resource,
-        externalId: String(effect.detail.externalId ?? `fb_${grant.id}`),
+        externalId: String(
+          effect.detail.externalId ?? connector.plannedExternalId(grant.id, grant.user, resource),
+        ),
+        detail: effect.detail,
       };
       await connector.revoke(context);
       const verified = await connector.verifyRevoked(context);

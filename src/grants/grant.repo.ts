@@ -44,6 +44,9 @@ export interface GrantEffect {
   connector: string;
   state: GrantEffectsTable["state"];
   detail: Record<string, unknown>;
+  /** The issued secret, sealed under the master key; null when there is none or once delivered. */
+  secretEnc: string | null;
+  deliveredAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -330,6 +333,8 @@ export async function insertEffect(db: Executor, effect: GrantEffect): Promise<v
       connector: effect.connector,
       state: effect.state,
       detail_json: JSON.stringify(effect.detail),
+      secret_enc: effect.secretEnc,
+      delivered_at: effect.deliveredAt,
       created_at: effect.createdAt,
       updated_at: effect.updatedAt,
     })
@@ -339,13 +344,19 @@ export async function insertEffect(db: Executor, effect: GrantEffect): Promise<v
 export async function updateEffect(
   db: Executor,
   id: string,
-  change: { state: GrantEffect["state"]; detail?: Record<string, unknown>; now: number },
+  change: {
+    state: GrantEffect["state"];
+    detail?: Record<string, unknown>;
+    secretEnc?: string | null;
+    now: number;
+  },
 ): Promise<void> {
   await db
     .updateTable("grant_effects")
     .set({
       state: change.state,
       updated_at: change.now,
+      ...(change.secretEnc !== undefined ? { secret_enc: change.secretEnc } : {}),
       ...(change.detail ? { detail_json: JSON.stringify(change.detail) } : {}),
     })
     .where("id", "=", id)
@@ -376,7 +387,37 @@ function toEffect(row: GrantEffectsTable): GrantEffect {
     connector: row.connector,
     state: row.state,
     detail: JSON.parse(row.detail_json) as Record<string, unknown>,
+    secretEnc: row.secret_enc,
+    deliveredAt: row.delivered_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** Marks the grant's credentials delivered and wipes their secrets: each is shown exactly once. */
+export async function markDelivered(db: Executor, grantId: string, now: number): Promise<number> {
+  const result = await db
+    .updateTable("grant_effects")
+    .set({ delivered_at: now, secret_enc: null })
+    .where("grant_id", "=", grantId)
+    .where("delivered_at", "is", null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Effects of live grants on one resource: what the reconciler must leave alone. */
+export async function listLiveEffects(db: Executor, resource: string) {
+  const rows = await db
+    .selectFrom("grant_effects")
+    .innerJoin("grants", "grants.id", "grant_effects.grant_id")
+    .select(["grant_effects.detail_json", "grant_effects.grant_id", "grants.user_name"])
+    .where("grant_effects.resource", "=", resource)
+    .where("grants.state", "=", "active")
+    .where("grant_effects.state", "in", ["intent", "issued"])
+    .execute();
+  return rows.map((row) => ({
+    grantId: row.grant_id,
+    user: row.user_name,
+    externalId: (JSON.parse(row.detail_json) as { externalId?: string }).externalId ?? null,
+  }));
 }

@@ -61,6 +61,31 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
     }),
     defineRoute({
       method: "POST",
+      url: "/v1/grants/:id/credential",
+      summary: "The grant's credentials, shown once to its owner (secrets are wiped when delivered)",
+      tag: "grants",
+      auth: "user",
+      params: idParams,
+      reply: z.object({
+        grant: grantViewSchema,
+        credentials: z.array(
+          z.object({
+            resource: z.string(),
+            connector: z.string(),
+            state: z.string(),
+            detail: z.record(z.string(), z.unknown()),
+            secret: z.string().nullable(),
+          }),
+        ),
+      }),
+      async handler({ principal, params, reply }) {
+        reply.header("cache-control", "no-store");
+        const { grant, credentials } = await deps.grants.deliverCredential(principal, params.id);
+        return { grant: await view(grant), credentials };
+      },
+    }),
+    defineRoute({
+      method: "POST",
       url: "/v1/grants/:id/review",
       summary:
         "Review a break-glass use: accept or flag it, with notes (never by the requester or its approvers)",

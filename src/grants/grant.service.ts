@@ -4,6 +4,7 @@ import { assert, FirebreakError } from "../errors.js";
 import { matchesPrincipal } from "../policy/approvals.js";
 import { findRequest, listApprovals, transitionRequest } from "../requests/request.repo.js";
 import { type RequestService, requestContext } from "../requests/request.service.js";
+import type { SecretBox } from "../secrets/secret-box.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
 import type { InTransaction } from "../shared/transaction.js";
@@ -18,6 +19,7 @@ import {
   insertGrant,
   listEffects,
   listGrants,
+  markDelivered,
   recordReview,
   setRevocation,
   updateEffect,
@@ -39,6 +41,7 @@ export function createGrantService(deps: {
   current: () => { config: FirebreakConfig };
   effects: EffectRunner;
   enforcerKind: string;
+  box: Pick<SecretBox, "seal" | "open">;
   requests: Pick<RequestService, "load" | "lapseIfDue">;
   listener: GrantListener;
 }) {
@@ -82,6 +85,7 @@ export function createGrantService(deps: {
           await updateEffect(unit.tx, effect.id, {
             state: "issued",
             detail: { ...applied.detail, externalId: applied.externalId },
+            secretEnc: applied.secret === null ? null : deps.box.seal(applied.secret, secretAad(effect.id)),
             now: unit.now,
           });
           await unit.audit({
@@ -248,7 +252,12 @@ export function createGrantService(deps: {
     issueEffects,
 
     /** Activation: the requester, an approved request, a fresh factor when policy names factors. */
-    async activate(principal: Principal, requestId: string, factor: { kind: string; at: number } | null) {
+    async activate(
+      principal: Principal,
+      requestId: string,
+      factor: { kind: string; at: number } | null,
+      publicKey: string | null = null,
+    ) {
       const prepared = await deps.inTransaction(async (unit) => {
         const request = await deps.requests.load(principal, requestId, unit.tx);
         assert(
@@ -326,15 +335,26 @@ export function createGrantService(deps: {
             grantId: grant.id,
             resource: name,
             state: "intent" as const,
-            detail: {},
+            // The SSH connector signs this key; kept with the intent so a restart can finish issuing.
+            detail: publicKey && resource.type === "ssh" ? { publicKey } : {},
+            secretEnc: null,
+            deliveredAt: null,
             createdAt: unit.now,
             updatedAt: unit.now,
           };
+          if (resource.type === "ssh") {
+            assert(
+              publicKey,
+              "VALIDATION_FAILED",
+              `${name} issues SSH certificates: activate with your public key (--ssh-key)`,
+            );
+          }
           await insertEffect(unit.tx, { ...intent, id: newId("eff", unit.now), connector: resource.type });
           // A resource with an address also gets its network path for the grant's window.
           if (resource.address) {
             await insertEffect(unit.tx, {
               ...intent,
+              detail: {},
               id: newId("eff", unit.now),
               connector: `${PATH_CONNECTOR_PREFIX}${deps.enforcerKind}`,
             });
@@ -461,9 +481,68 @@ export function createGrantService(deps: {
     },
 
     effects: (grantId: string) => listEffects(deps.db, grantId),
+
+    /**
+     * The grant's credentials, once, to its owner: the secrets are decrypted, returned and wiped in
+     * one transaction. A second fetch, or anyone else, is refused, and the refusal is audited.
+     */
+    async deliverCredential(principal: Principal, id: string) {
+      const grant = await load(principal, id);
+      const refuse = async (code: "FORBIDDEN" | "ALREADY_DELIVERED" | "INVALID_STATE", message: string) => {
+        await deps.inTransaction((unit) =>
+          unit.audit({
+            type: "credential.delivery_refused",
+            actor: principal.name,
+            zone: grant.zone,
+            resource: grant.resource,
+            subject: grant.id,
+            context: { grant: grant.id, owner: grant.user, reason: code },
+          }),
+        );
+        throw new FirebreakError(code, message);
+      };
+      if (principal.name !== grant.user)
+        await refuse("FORBIDDEN", "only the grant's owner can fetch its credential");
+      if (grant.state !== "active")
+        await refuse("INVALID_STATE", `the grant is ${grant.state}; its credential no longer exists`);
+      const delivered = await deps.inTransaction(async (unit) => {
+        const effects = (await listEffects(unit.tx, id)).filter(
+          (e) => !e.connector.startsWith(PATH_CONNECTOR_PREFIX),
+        );
+        if (effects.length > 0 && effects.every((e) => e.deliveredAt !== null)) return null;
+        const credentials = effects.map((e) => ({
+          resource: e.resource,
+          connector: e.connector,
+          state: e.state,
+          detail: Object.fromEntries(Object.entries(e.detail).filter(([key]) => key !== "publicKey")),
+          secret: e.secretEnc ? deps.box.open(e.secretEnc, secretAad(e.id)) : null,
+        }));
+        await markDelivered(unit.tx, id, unit.now);
+        await unit.audit({
+          type: "credential.delivered",
+          actor: principal.name,
+          zone: grant.zone,
+          resource: grant.resource,
+          subject: grant.id,
+          context: { grant: grant.id, resources: credentials.map((c) => c.resource) },
+        });
+        return credentials;
+      });
+      if (!delivered)
+        await refuse(
+          "ALREADY_DELIVERED",
+          "the credential was already shown once; revoke and request again if it is lost",
+        );
+      return { grant, credentials: delivered ?? [] };
+    },
   };
 }
 export type GrantService = ReturnType<typeof createGrantService>;
+
+/** Binds a sealed secret to its effect row, so a ciphertext copied to another row does not open. */
+export function secretAad(effectId: string): string {
+  return `grant_effects:${effectId}`;
+}
 
 /** Resources of the zone that define the role, or just the named resource. */
 export function resourcesForGrant(

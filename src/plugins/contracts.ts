@@ -16,11 +16,21 @@ export interface IssueContext {
   startsAt: number;
   endsAt: number;
   sourceZone: string | null;
+  /** CIDRs of the source zone (for certificates bound to where the request came from); empty when unknown. */
+  sourceCidrs: readonly string[];
+  /** The client address the request came from, when known. */
+  clientAddress: string | null;
+  /** The requester's SSH public key (authorized_keys format), for connectors that sign one. */
+  publicKey: string | null;
 }
 
-/** What a connector issued: `detail` is safe to store and show; `secret` is shown once to its owner. */
+/**
+ * What a connector issued. `detail` is safe to store, audit and show (user name, host, port,
+ * database, certificate serial); `secret` (a password, a certificate) is encrypted at rest and
+ * shown once to the grant's owner, never logged or audited.
+ */
 export interface IssuedCredential {
-  /** The name of the thing created on the target (a login role, a certificate serial). */
+  /** The name of the thing created on the target (a login role, a certificate key id). */
   externalId: string;
   detail: Record<string, unknown>;
   secret: string | null;
@@ -32,6 +42,8 @@ export interface RevokeContext {
   resourceName: string;
   resource: ResourceConfig;
   externalId: string;
+  /** What `issue` returned as detail (e.g. the certificate serial a revocation list needs). */
+  detail: Record<string, unknown>;
 }
 
 /**
@@ -43,9 +55,37 @@ export interface CredentialConnector {
   readonly kind: ResourceType;
   /** False when this build cannot talk to such a target; activation is then refused. */
   readonly available: boolean;
+  /**
+   * The name `issue` will create for this grant, derived deterministically so it is recorded as
+   * intent before the target is touched: after a crash the reconciler knows what to look for.
+   */
+  plannedExternalId(grantId: string, user: string, resource?: ResourceConfig): string;
   issue(context: IssueContext): Promise<IssuedCredential>;
   revoke(context: RevokeContext): Promise<void>;
   verifyRevoked(context: RevokeContext): Promise<boolean>;
+  /**
+   * The external ids that exist on the target under Firebreak's naming prefix, so the reconciler
+   * can revoke whatever has no live grant (stale privilege). Connectors whose credentials cannot
+   * be listed (certificates) return an empty list.
+   */
+  listManaged(resourceName: string, resource: ResourceConfig): Promise<string[]>;
+  /** Releases connections and other resources. */
+  close(): Promise<void>;
+}
+
+/** What every connector factory may use. */
+export interface ConnectorDeps {
+  /** Resolves a secret reference (`env:`/`file:`) from the configuration. */
+  secret(ref: string): string;
+  /** Per-zone key material kept encrypted in Firebreak's database (SSH certificate authorities). */
+  keys: {
+    getOrCreate(
+      kind: "ssh-ca",
+      zone: string,
+      create: () => Promise<{ privateKey: string; publicKey: string }>,
+    ): Promise<{ privateKey: string; publicKey: string }>;
+  };
+  now(): number;
 }
 
 /** A network path opened for one grant's window. */

@@ -1,8 +1,10 @@
 import type { ResourceType } from "../config/schema.js";
-import { createLogConnector } from "../connectors/log/log.connector.js";
+import { createLogConnector, type LogConnectorRecord } from "../connectors/log/log.connector.js";
+import { createPostgresConnector } from "../connectors/postgres/postgres.connector.js";
 import { createLogEnforcer } from "../enforcers/log/log.enforcer.js";
 import { FirebreakError } from "../errors.js";
 import type {
+  ConnectorDeps,
   CredentialConnector,
   EnforcerKind,
   IssueContext,
@@ -21,6 +23,9 @@ function unavailableConnector(kind: ResourceType): CredentialConnector {
   return {
     kind,
     available: false,
+    plannedExternalId: (grantId) => `fb_${grantId}`,
+    listManaged: async () => [],
+    close: async () => {},
     issue: async (_context: IssueContext) => refuse(),
     revoke: async (_context: RevokeContext) => refuse(),
     verifyRevoked: async (_context: RevokeContext) => false,
@@ -31,11 +36,11 @@ export type ConnectorRegistry = Record<ResourceType, CredentialConnector>;
 
 /** The one place that maps each resource type to its connector. */
 export function createConnectorRegistry(
-  deps: Parameters<typeof createLogConnector>[0] = {},
+  deps: ConnectorDeps & { onRecord?: (record: LogConnectorRecord) => void },
 ): ConnectorRegistry {
   return {
-    log: createLogConnector(deps),
-    postgres: unavailableConnector("postgres"),
+    log: createLogConnector({ onRecord: deps.onRecord }),
+    postgres: createPostgresConnector(deps),
     mariadb: unavailableConnector("mariadb"),
     ssh: unavailableConnector("ssh"),
     http: unavailableConnector("http"),

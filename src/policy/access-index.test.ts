@@ -75,6 +75,14 @@ describe("createAccessIndex", () => {
     expect(index.grantCount()).toBe(1);
   });
 
+  it("moves a grant re-added under the same id for another user", () => {
+    const index = createAccessIndex(policy, []);
+    index.addGrant("g1", "bob", "payments-db", "admin", NOW + HOUR);
+    index.addGrant("g1", "frank", "payments-db", "admin", NOW + HOUR);
+    expect(index.check("bob", "payments-db", "admin", NOW)).toBe(false);
+    expect(index.check("frank", "payments-db", "admin", NOW)).toBe(true);
+  });
+
   it("does not let a grant removal take away standing access", () => {
     const index = createAccessIndex(policy, []);
     index.addGrant("g1", "alice", "payments-app", "operator", NOW + HOUR);

@@ -1,3 +1,4 @@
+import { formatDuration } from "../config/duration.js";
 import type {
   BreakGlassPolicy,
   FactorKind,
@@ -626,7 +627,7 @@ function evaluateCandidate(candidate: CompiledBreakGlassPolicy, context: Request
     unmet.push({
       code: "DURATION_EXCEEDED",
       policy: name,
-      message: `policy '${name}' allows at most ${candidate.maxDurationMs / 1000}s, ${durationMs / 1000}s was asked`,
+      message: `policy '${name}' allows at most ${formatDuration(candidate.maxDurationMs)}, ${formatDuration(durationMs)} was asked`,
       expected: candidate.maxDurationMs,
       actual: durationMs,
     });

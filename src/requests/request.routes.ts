@@ -172,6 +172,15 @@ export function createRequestRoutes(deps: {
             .string()
             .regex(/^[0-9]{6,8}$/)
             .optional(),
+          /** An OpenSSH public key (authorized_keys format) for resources that issue SSH certificates. */
+          publicKey: z
+            .string()
+            .max(16_384)
+            .regex(
+              /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]{0,200})?$/,
+              "an OpenSSH public key such as 'ssh-ed25519 AAAA… you@host'",
+            )
+            .optional(),
         })
         .optional(),
       reply: grantViewSchema,
@@ -180,7 +189,7 @@ export function createRequestRoutes(deps: {
         if (body?.totp) {
           throw new FirebreakError("FACTOR_REQUIRED", "no TOTP factor is enrolled for this user");
         }
-        const grant = await deps.grants.activate(principal, params.id, null);
+        const grant = await deps.grants.activate(principal, params.id, null, body?.publicKey ?? null);
         return toGrantView(grant, await deps.grants.effects(grant.id), deps.clock.now());
       },
     }),

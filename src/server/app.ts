@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { createAuditRoutes } from "../audit/audit.routes.js";
 import { createAuditService } from "../audit/audit.service.js";
+import { resolveSecret } from "../config/secrets.js";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
 import { createEffectRunner } from "../grants/effects.js";
@@ -8,11 +9,14 @@ import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
 import { listActiveGrants } from "../grants/grant.repo.js";
 import { createGrantRoutes } from "../grants/grant.routes.js";
 import { createGrantService, type GrantListener } from "../grants/grant.service.js";
+import { createReconciler } from "../grants/reconciler.js";
 import { createHttpServer } from "../http/server.js";
 import { createConnectorRegistry, enforcerRegistry } from "../plugins/registry.js";
 import { type AccessIndex, createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
 import { createRequestService } from "../requests/request.service.js";
+import { createKeyStore } from "../secrets/key-store.js";
+import { createSecretBox, loadMasterKeys } from "../secrets/secret-box.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
 import { createTransactionRunner } from "../shared/transaction.js";
@@ -29,6 +33,10 @@ import { createSystemRoutes } from "./system.routes.js";
 export interface AppOptions {
   configPath: string;
   databaseUrl: string;
+  /** Where the development master key lives (created 0600 on first start unless `production`). */
+  masterKeyFile?: string;
+  /** Production mode refuses to generate a master key: it must come from FIREBREAK_MASTER_KEY or the key file. */
+  production?: boolean;
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
   log?: {
@@ -38,6 +46,8 @@ export interface AppOptions {
 }
 
 const quietLog = { info() {}, error() {} };
+/** How often the reconciler looks for stale privilege on the targets. */
+const RECONCILE_INTERVAL_MS = 60_000;
 
 /**
  * The composition root: the one place that calls the factories and wires them together.
@@ -45,6 +55,7 @@ const quietLog = { info() {}, error() {} };
  */
 export async function createApp(options: AppOptions) {
   const clock = options.clock ?? systemClock;
+  const env = options.env ?? process.env;
   const log = options.log ?? quietLog;
   const handle: DatabaseHandle = openDatabase(options.databaseUrl);
   const { db } = handle;
@@ -81,7 +92,17 @@ export async function createApp(options: AppOptions) {
     signals,
     sourceZoneOf: (address) => current().sourceZoneOf(address),
   });
-  const connectors = createConnectorRegistry();
+  const keys = loadMasterKeys({
+    env,
+    keyFile: options.masterKeyFile ?? "./data/master.key",
+    production: options.production ?? false,
+  });
+  const box = createSecretBox(keys.current, keys.previous);
+  const connectors = createConnectorRegistry({
+    secret: (ref: string) => resolveSecret(ref as never, env),
+    keys: createKeyStore({ db, box, now: () => clock.now() }),
+    now: () => clock.now(),
+  });
   const enforcer = enforcerRegistry.log();
   const effects = createEffectRunner({ connectors, enforcer, config: () => current().config });
   let scheduler: ReturnType<typeof createExpiryScheduler>;
@@ -101,6 +122,7 @@ export async function createApp(options: AppOptions) {
     current,
     effects,
     enforcerKind: enforcer.kind,
+    box,
     requests,
     listener,
   });
@@ -114,6 +136,18 @@ export async function createApp(options: AppOptions) {
       log.error("scheduler pass failed", { error: error instanceof Error ? error.message : String(error) }),
   });
   const audit = createAuditService({ db });
+  const reconcile = createReconciler({
+    db,
+    inTransaction,
+    config: () => current().config,
+    connectors,
+    onError: (resource, error) =>
+      log.error("reconciliation failed", {
+        resource,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+  });
+  let reconcileTimer: NodeJS.Timeout | null = null;
 
   async function rebuildAccess() {
     const stored = await listUsers(db);
@@ -152,13 +186,18 @@ export async function createApp(options: AppOptions) {
     http,
     db,
     clock,
-    services: { users, signals, requests, grants, audit, scheduler, runtime },
+    services: { users, signals, requests, grants, audit, scheduler, runtime, reconcile, connectors },
     access: () => access,
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
     async start(listen: { host: string; port: number } | null) {
       const admin = await users.bootstrapAdmin();
       await runtime.recordStartup();
       await scheduler.start();
+      await reconcile();
+      reconcileTimer = setInterval(() => {
+        reconcile().catch(() => {});
+      }, RECONCILE_INTERVAL_MS);
+      reconcileTimer.unref();
       ready = true;
       let address: string | null = null;
       if (listen) address = await http.listen(listen);
@@ -169,8 +208,10 @@ export async function createApp(options: AppOptions) {
     },
     async stop() {
       ready = false;
+      if (reconcileTimer) clearInterval(reconcileTimer);
       await http.close();
       await scheduler.stop();
+      await Promise.all(Object.values(connectors).map((c) => c.close()));
       await handle.close();
     },
   };

@@ -18,6 +18,7 @@ export function createLogConnector(deps: { onRecord?: (record: LogConnectorRecor
   const connector: CredentialConnector = {
     kind: "log",
     available: true,
+    plannedExternalId: (grantId) => `fb_${grantId}`,
     async issue(context: IssueContext) {
       const externalId = `fb_${context.grantId}`;
       const detail = {
@@ -48,6 +49,10 @@ export function createLogConnector(deps: { onRecord?: (record: LogConnectorRecor
     async verifyRevoked(context: RevokeContext) {
       return !live.has(context.externalId);
     },
+    async listManaged() {
+      return [...live];
+    },
+    async close() {},
   };
   return connector;
 }

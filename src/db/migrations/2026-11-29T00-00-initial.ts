@@ -116,10 +116,23 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("connector", "varchar(32)", (c) => c.notNull())
     .addColumn("state", "varchar(16)", (c) => c.notNull())
     .addColumn("detail_json", "text", (c) => c.notNull())
+    .addColumn("secret_enc", "text")
+    .addColumn("delivered_at", "bigint")
     .addColumn("created_at", "bigint", (c) => c.notNull())
     .addColumn("updated_at", "bigint", (c) => c.notNull())
     .execute();
   await db.schema.createIndex("grant_effects_grant").on("grant_effects").column("grant_id").execute();
+
+  // Key material Firebreak holds (per-zone SSH certificate authorities), encrypted under the master key.
+  await db.schema
+    .createTable("key_material")
+    .addColumn("kind", "varchar(32)", (c) => c.notNull())
+    .addColumn("scope", "varchar(63)", (c) => c.notNull())
+    .addColumn("public_key", "text", (c) => c.notNull())
+    .addColumn("private_enc", "text", (c) => c.notNull())
+    .addColumn("created_at", "bigint", (c) => c.notNull())
+    .addPrimaryKeyConstraint("key_material_pk", ["kind", "scope"])
+    .execute();
 
   await db.schema
     .createTable("incidents")
@@ -174,6 +187,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 // biome-ignore lint/suspicious/noExplicitAny: see up()
 export async function down(db: Kysely<any>): Promise<void> {
   for (const table of [
+    "key_material",
     "config_state",
     "audit_head",
     "audit_events",

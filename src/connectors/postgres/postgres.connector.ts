@@ -1,0 +1,237 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import type { ResourceConfig } from "../../config/schema.js";
+import { FirebreakError } from "../../errors.js";
+import type {
+  ConnectorDeps,
+  CredentialConnector,
+  IssueContext,
+  RevokeContext,
+} from "../../plugins/contracts.js";
+import { scramVerifier } from "./scram.js";
+
+/** Every login role Firebreak creates starts with this (or the resource's `namePrefix`); the reconciler looks for nothing else. */
+export const DEFAULT_PREFIX = "fb_";
+const MAX_IDENTIFIER_BYTES = 63;
+
+/**
+ * The login role for one grant: `fb_<user>_<grant id>`, lowercase letters, digits and `_` only,
+ * at most 63 bytes. The grant id part is kept whole (it makes the name unique); the user part is
+ * shortened to fit.
+ */
+export function roleNameFor(grantId: string, user: string, prefix = DEFAULT_PREFIX): string {
+  const grantPart = grantId
+    .replace(/^grt_/, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, "");
+  const room = MAX_IDENTIFIER_BYTES - prefix.length - 1 - grantPart.length;
+  const userPart =
+    user
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "_")
+      .replace(/^_+|_+$/g, "")
+      .slice(0, Math.max(0, room)) || "user";
+  return `${prefix}${userPart}_${grantPart}`.slice(0, MAX_IDENTIFIER_BYTES);
+}
+
+interface Target {
+  pool: pg.Pool;
+  host: string;
+  port: number;
+  database: string;
+}
+
+/** The connection fields a user needs, from the resource's address or else the admin URL (never its credentials). */
+function endpointOf(url: URL, resource: ResourceConfig) {
+  const [host, port] = resource.address
+    ? [resource.address.replace(/:(\d+)$/, ""), Number(/:(\d+)$/.exec(resource.address)?.[1])]
+    : [url.hostname, Number(url.port || 5432)];
+  return {
+    host: host.replace(/^\[|\]$/g, ""),
+    port,
+    database: decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres",
+  };
+}
+
+/**
+ * Just-in-time PostgreSQL logins. At activation a login role unique to the grant is created with
+ * a random password, `VALID UNTIL` the grant's end (PostgreSQL itself refuses new logins after
+ * that, even when Firebreak is down) and membership in the roles the zone role maps to. At expiry
+ * or revoke: NOLOGIN first (no new sessions), then every session of the role is terminated, owned
+ * objects are dropped or reassigned, and the role is dropped. See NOTES.md.
+ */
+export function createPostgresConnector(deps: ConnectorDeps): CredentialConnector {
+  const targets = new Map<string, Target>();
+
+  function target(resourceName: string, resource: ResourceConfig): Target {
+    const existing = targets.get(resourceName);
+    if (existing) return existing;
+    const ref = resource.connection?.url;
+    if (!ref)
+      throw new FirebreakError(
+        "CONNECTOR_FAILED",
+        `resource '${resourceName}' has no connection.url for its admin login`,
+      );
+    const connectionString = ref.startsWith("env:") || ref.startsWith("file:") ? deps.secret(ref) : ref;
+    let url: URL;
+    try {
+      url = new URL(connectionString);
+    } catch {
+      throw new FirebreakError(
+        "CONNECTOR_FAILED",
+        `resource '${resourceName}': connection.url is not a postgres:// URL`,
+      );
+    }
+    const pool = new pg.Pool({
+      connectionString,
+      max: 4,
+      connectionTimeoutMillis: 5_000,
+      statement_timeout: 10_000,
+      idleTimeoutMillis: 10_000,
+    });
+    pool.on("error", () => {});
+    const created = { pool, ...endpointOf(url, resource) };
+    targets.set(resourceName, created);
+    return created;
+  }
+
+  /** Runs `work` on one admin connection; driver errors become CONNECTOR_FAILED without their text. */
+  async function withClient<T>(
+    resourceName: string,
+    resource: ResourceConfig,
+    action: string,
+    work: (client: pg.PoolClient) => Promise<T>,
+  ): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await target(resourceName, resource).pool.connect();
+    } catch (error) {
+      if (error instanceof FirebreakError) throw error;
+      throw new FirebreakError("CONNECTOR_FAILED", `cannot reach PostgreSQL for ${resourceName}`);
+    }
+    try {
+      return await work(client);
+    } catch (error) {
+      if (error instanceof FirebreakError) throw error;
+      const code = (error as { code?: string }).code;
+      throw new FirebreakError(
+        "CONNECTOR_FAILED",
+        `PostgreSQL refused to ${action} on ${resourceName}${code ? ` (SQLSTATE ${code})` : ""}`,
+      );
+    } finally {
+      client.release();
+    }
+  }
+
+  async function closeRole(client: pg.PoolClient, role: string, resource: ResourceConfig) {
+    const exists = await client.query("select 1 from pg_roles where rolname = $1", [role]);
+    if (exists.rowCount === 0) return;
+    const id = pg.escapeIdentifier(role);
+    // No new sessions from here on, then cut the ones already open.
+    await client.query(`ALTER ROLE ${id} NOLOGIN`);
+    await client.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
+      [role],
+    );
+    // Terminated backends take a moment to exit; wait (bounded) so verification sees them gone.
+    for (let waited = 0; waited < 40; waited++) {
+      const left = await client.query("select 1 from pg_stat_activity where usename = $1", [role]);
+      if (left.rowCount === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await client.query("BEGIN");
+    try {
+      if (resource.ownedObjects === "reassign" && resource.reassignTo) {
+        await client.query(`REASSIGN OWNED BY ${id} TO ${pg.escapeIdentifier(resource.reassignTo)}`);
+      }
+      await client.query(`DROP OWNED BY ${id}`);
+      await client.query(`DROP ROLE ${id}`);
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    }
+  }
+
+  return {
+    kind: "postgres",
+    available: true,
+    plannedExternalId: (grantId, user, resource) => roleNameFor(grantId, user, resource?.namePrefix),
+
+    async issue(context: IssueContext) {
+      const role = roleNameFor(context.grantId, context.user, context.resource.namePrefix);
+      const memberOf = context.resource.roles[context.role]?.grants ?? [];
+      if (memberOf.length === 0) {
+        throw new FirebreakError(
+          "CONNECTOR_FAILED",
+          `role '${context.role}' of ${context.resourceName} maps to no PostgreSQL role (roles.${context.role}.grants)`,
+        );
+      }
+      const password = randomBytes(24).toString("base64url");
+      const validUntil = new Date(context.endsAt).toISOString();
+      await withClient(context.resourceName, context.resource, "create the login role", async (client) => {
+        // Issuing again for the same grant (after a crash) starts from a clean slate.
+        await closeRole(client, role, context.resource);
+        await client.query("BEGIN");
+        try {
+          await client.query(
+            `CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD ${pg.escapeLiteral(scramVerifier(password))} VALID UNTIL ${pg.escapeLiteral(validUntil)} IN ROLE ${memberOf.map((r) => pg.escapeIdentifier(r)).join(", ")}`,
+          );
+          await client.query(
+            `COMMENT ON ROLE ${pg.escapeIdentifier(role)} IS ${pg.escapeLiteral(`firebreak grant ${context.grantId} for ${context.user}`)}`,
+          );
+          await client.query("COMMIT");
+        } catch (error) {
+          await client.query("ROLLBACK").catch(() => {});
+          throw error;
+        }
+      });
+      const endpoint = target(context.resourceName, context.resource);
+      return {
+        externalId: role,
+        detail: {
+          username: role,
+          host: endpoint.host,
+          port: endpoint.port,
+          database: endpoint.database,
+          memberOf,
+          validUntil,
+        },
+        secret: password,
+      };
+    },
+
+    async revoke(context: RevokeContext) {
+      await withClient(context.resourceName, context.resource, "drop the login role", (client) =>
+        closeRole(client, context.externalId, context.resource),
+      );
+    },
+
+    async verifyRevoked(context: RevokeContext) {
+      return withClient(context.resourceName, context.resource, "check the login role", async (client) => {
+        const role = await client.query("select 1 from pg_roles where rolname = $1", [context.externalId]);
+        const sessions = await client.query("select 1 from pg_stat_activity where usename = $1", [
+          context.externalId,
+        ]);
+        return role.rowCount === 0 && sessions.rowCount === 0;
+      });
+    },
+
+    async listManaged(resourceName: string, resource: ResourceConfig) {
+      return withClient(resourceName, resource, "list login roles", async (client) => {
+        const prefix = (resource.namePrefix ?? DEFAULT_PREFIX).replace(/_/g, "\\_");
+        const result = await client.query<{ rolname: string }>(
+          "select rolname from pg_roles where rolname like $1 order by rolname",
+          [`${prefix}%`],
+        );
+        return result.rows.map((r) => r.rolname);
+      });
+    },
+
+    async close() {
+      const pools = [...targets.values()].map((t) => t.pool.end().catch(() => {}));
+      targets.clear();
+      await Promise.all(pools);
+    },
+  };
+}
