@@ -99,7 +99,7 @@ async function benchOne(dialect: "sqlite" | "postgres", dir: string) {
         zone: "bench",
         role: "admin",
         duration: "15m",
-        reason: "benchmark request number " + index,
+        reason: `benchmark request number ${index}`,
         ticket: `INC-${index}`,
       });
       await post(`/v1/requests/${created.id}/approve`, lead, { comment: "ok" });

@@ -51,10 +51,10 @@ export async function connectWith(
     const secretFile = join(dir, "secret");
     switch (credential.connector) {
       case "postgres": {
-        const escape = (v: string) => v.replace(/([\\:])/g, "\\$1");
+        const escapePass = (v: string) => v.replace(/([\\:])/g, "\\$1");
         await writeFile(
           secretFile,
-          `${escape(String(d.host))}:${d.port}:*:${escape(String(d.username))}:${escape(credential.secret as string)}\n`,
+          `${escapePass(String(d.host))}:${d.port}:*:${escapePass(String(d.username))}:${escapePass(credential.secret as string)}\n`,
           { mode: 0o600 },
         );
         return await run("psql", [], {

@@ -319,10 +319,14 @@ export function buildProgram(): Command {
     .description("activate your approved request: the grant starts now")
     .argument("<id>", "request id")
     .option("--totp <code>", "a current TOTP code, when the policy asks for a factor")
-    .action(async (id: string, options: { totp?: string }) => {
+    .option("--ssh-key <file>", "your SSH public key, for resources that issue SSH certificates")
+    .action(async (id: string, options: { totp?: string; sshKey?: string }) => {
+      const body: Record<string, string> = {};
+      if (options.totp) body.totp = options.totp;
+      if (options.sshKey) body.publicKey = (await readFile(options.sshKey, "utf8")).trim();
       const g = await (await client(globals())).post<GrantView>(
         `/v1/requests/${encodeURIComponent(id)}/activate`,
-        options.totp ? { totp: options.totp } : {},
+        body,
       );
       emit(g, () => describeGrant(g));
     });
