@@ -290,9 +290,15 @@ export function buildProgram(): Command {
     ["cancel", "cancel your pending or approved request"],
   ] as const) {
     const command = program.command(name).description(description).argument("<id>", "request id");
-    if (name === "approve") command.option("--comment <text>", "a comment for the record");
-    command.action(async (id: string, options: { comment?: string }) => {
-      const body = name === "approve" ? { comment: options.comment } : {};
+    if (name === "approve") {
+      command.option("--comment <text>", "a comment for the record");
+      command.option("--totp <code>", "a current TOTP code, when the policy asks approvers for a factor");
+    }
+    command.action(async (id: string, options: { comment?: string; totp?: string }) => {
+      const body =
+        name === "approve"
+          ? { comment: options.comment, ...(options.totp ? { totp: options.totp } : {}) }
+          : {};
       const r = await (await client(globals())).post<RequestView>(
         `/v1/requests/${encodeURIComponent(id)}/${name}`,
         body,
@@ -697,6 +703,60 @@ export function buildProgram(): Command {
         result.changed
           ? `applied configuration ${result.digest.slice(0, 12)}\n${JSON.stringify(result.summary, null, 2)}`
           : "unchanged",
+      );
+    });
+
+  const mfa = program
+    .command("mfa")
+    .description("authentication factors (TOTP here; WebAuthn in the console)");
+  mfa
+    .command("enroll")
+    .description(
+      "start enrolling a factor: prints the otpauth URI and a QR code; confirm with 'firebreak mfa verify'",
+    )
+    .argument("<kind>", "totp or webauthn")
+    .action(async (kind: string) => {
+      if (kind === "webauthn")
+        throw new CliFailure(
+          "WebAuthn keys are registered in the console (a browser talks to the key)",
+          "USAGE",
+        );
+      if (kind !== "totp") throw new CommanderError(2, "usage", "the factor kind is totp or webauthn");
+      const result = await (await client(globals())).post<{
+        factorId: string;
+        secret: string;
+        uri: string;
+        qrTerminal: string;
+      }>("/v1/mfa/totp/enroll", {});
+      emit(
+        { factorId: result.factorId, secret: result.secret, uri: result.uri },
+        () =>
+          `${result.qrTerminal}\nScan this with an authenticator app, or enter the secret ${result.secret}\n${result.uri}\nThen confirm: firebreak mfa verify --code <6 digits>`,
+      );
+    });
+  mfa
+    .command("verify")
+    .description("present a TOTP code: confirms an enrolment, and counts as a fresh factor for activation")
+    .requiredOption("--code <digits>", "the current 6-digit code")
+    .action(async (options: { code: string }) => {
+      const result = await (await client(globals())).post<{ kind: string; at: string }>(
+        "/v1/mfa/totp/verify",
+        { code: options.code },
+      );
+      emit(result, () => `${result.kind} accepted at ${result.at}`);
+    });
+  mfa
+    .command("list")
+    .description("your enrolled factors")
+    .action(async () => {
+      const { factors } = await (await client(globals())).get<{
+        factors: { id: string; kind: string; label: string; confirmed: boolean }[];
+      }>("/v1/mfa/factors");
+      emit({ factors }, () =>
+        table(
+          factors.map((f) => [f.id, f.kind, f.label, f.confirmed ? "confirmed" : "pending"]),
+          ["ID", "KIND", "LABEL", "STATE"],
+        ),
       );
     });
 

@@ -198,6 +198,10 @@ export const breakGlassPolicySchema = z.strictObject({
     .optional()
     .describe("Activation needs a fresh use of any one of these factors"),
   factorFreshness: durationSchema.optional().describe("How recent the factor must be (default 5m)"),
+  approverFactors: z
+    .array(z.enum(FACTOR_KINDS))
+    .optional()
+    .describe("Approvers must also present a fresh use of any one of these factors"),
   approvals: z
     .array(approvalStepSchema)
     .optional()
@@ -232,15 +236,242 @@ const notifySchema = z.strictObject({
   secret: secretRefSchema.optional(),
 });
 
-const sinkSchema = z.strictObject({
-  name: nameSchema,
-  type: z.enum(["syslog", "file", "splunk-hec", "webhook"]),
-  url: z.union([secretRefSchema, z.string().min(1).max(2000)]).optional(),
-  path: z.string().min(1).max(4096).optional(),
-  format: z.enum(["rfc5424", "cef", "ocsf", "json"]).optional(),
-  token: secretRefSchema.optional(),
-  secret: secretRefSchema.optional(),
+export const SINK_TYPES = ["syslog", "file", "splunk-hec", "webhook"] as const;
+export type SinkType = (typeof SINK_TYPES)[number];
+export const SINK_FORMATS = ["rfc5424", "cef", "ocsf", "json"] as const;
+export type SinkFormat = (typeof SINK_FORMATS)[number];
+/** Event severities, lowest first; sinks filter on a minimum. */
+export const SEVERITIES = ["info", "low", "medium", "high", "critical"] as const;
+export type Severity = (typeof SEVERITIES)[number];
+/** RFC 5424 facility names, in code order (`audit` is 13, "log audit"). */
+export const SYSLOG_FACILITIES = [
+  "kern",
+  "user",
+  "mail",
+  "daemon",
+  "auth",
+  "syslog",
+  "lpr",
+  "news",
+  "uucp",
+  "cron",
+  "authpriv",
+  "ftp",
+  "ntp",
+  "audit",
+  "alert",
+  "clock",
+  "local0",
+  "local1",
+  "local2",
+  "local3",
+  "local4",
+  "local5",
+  "local6",
+  "local7",
+] as const;
+
+/** Short delays for delivery timing: `250ms`, `2s`, `5m`, `1h`; parsed to milliseconds. */
+const delaySchema = z
+  .string()
+  .regex(/^[1-9][0-9]{0,5}(ms|s|m|h)$/, "a delay such as '500ms', '2s' or '5m'")
+  .transform((text) => (text.endsWith("ms") ? Number(text.slice(0, -2)) : parseDuration(text)));
+
+const SIZE_UNITS = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 } as const;
+/** `10MiB`, `500KB`, `1GB`; parsed to bytes. */
+const sizeSchema = z
+  .string()
+  .regex(/^[1-9][0-9]{0,9}(B|KB|MB|GB|KiB|MiB|GiB)$/, "a size such as '500KB', '10MiB' or '1GB'")
+  .transform((text) => {
+    const match = /^([0-9]+)([A-Za-z]+)$/.exec(text) as RegExpExecArray;
+    return Number(match[1]) * SIZE_UNITS[match[2] as keyof typeof SIZE_UNITS];
+  });
+
+/** How an audit sink retries; every key optional, the audit-wide settings filling the gaps. */
+const deliverySchema = z.strictObject({
+  maxAttempts: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .optional()
+    .describe(
+      "Failed attempts before an event goes to the dead-letter list and an alert is raised (default 8)",
+    ),
+  initialBackoff: delaySchema
+    .optional()
+    .describe("Wait after the first failure (default 1s); doubles each time"),
+  maxBackoff: delaySchema.optional().describe("The longest wait between attempts (default 5m)"),
+  batchSize: z.number().int().min(1).max(5000).optional().describe("Events per delivery (default 500)"),
+  timeout: delaySchema
+    .optional()
+    .describe("How long one delivery may take before it counts as failed (default 10s)"),
 });
+
+const sinkSchema = z
+  .strictObject({
+    name: nameSchema,
+    type: z.enum(SINK_TYPES),
+    url: z.union([secretRefSchema, z.string().min(1).max(2000)]).optional(),
+    path: z.string().min(1).max(4096).optional(),
+    format: z.enum(SINK_FORMATS).optional(),
+    token: secretRefSchema.optional(),
+    secret: secretRefSchema.optional(),
+    filter: z
+      .strictObject({
+        types: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^[a-z*][a-z0-9_*-]*(\.[a-z*][a-z0-9_*-]*)*$/,
+                "an event type such as 'grant.activated', or a pattern such as 'grant.*'",
+              ),
+          )
+          .min(1)
+          .optional()
+          .describe("Only these event types ('*' matches within a part: 'grant.*', '*.denied')"),
+        zones: z.array(nameSchema).min(1).optional().describe("Only events in these zones"),
+        minSeverity: z.enum(SEVERITIES).optional().describe("Only events at least this severe"),
+      })
+      .optional(),
+    rotate: z
+      .strictObject({
+        size: sizeSchema.describe("Start a new file when the current one would grow past this"),
+        keep: z.number().int().min(1).max(1000).default(5).describe("Rotated files kept (name.1 is newest)"),
+      })
+      .optional(),
+    tls: z
+      .strictObject({
+        ca: secretRefSchema.optional().describe("PEM certificate(s) to trust instead of the system's"),
+        cert: secretRefSchema.optional().describe("PEM client certificate, for mutual TLS"),
+        key: secretRefSchema.optional().describe("PEM client key, for mutual TLS"),
+        serverName: z
+          .string()
+          .min(1)
+          .max(253)
+          .optional()
+          .describe("Name expected in the server's certificate"),
+      })
+      .optional(),
+    facility: z.enum(SYSLOG_FACILITIES).optional().describe("Syslog facility (default authpriv)"),
+    appName: z
+      .string()
+      .regex(/^[!-~]{1,48}$/, "1-48 printable ASCII characters")
+      .optional()
+      .describe("Syslog APP-NAME (default firebreak)"),
+    hostname: z
+      .string()
+      .regex(/^[!-~]{1,255}$/, "1-255 printable ASCII characters")
+      .optional()
+      .describe("Syslog HOSTNAME (default this machine's name)"),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(480)
+      .max(1_048_576)
+      .optional()
+      .describe("Syslog: longer messages are truncated (default 8192 over UDP, unlimited over TCP)"),
+    index: z.string().min(1).max(200).optional().describe("Splunk index"),
+    sourcetype: z.string().min(1).max(200).optional().describe("Splunk sourcetype (default firebreak:audit)"),
+    startAt: z
+      .enum(["oldest", "newest"])
+      .optional()
+      .describe("Where a new sink starts: the whole log ('oldest', default) or events from now on"),
+    delivery: deliverySchema.optional(),
+  })
+  .superRefine((sink, context) => {
+    const need = (key: "url" | "path" | "token" | "secret", what: string) => {
+      if (sink[key] === undefined) context.addIssue({ code: "custom", path: [key], message: what });
+    };
+    const literalUrl = sink.url !== undefined && !/^(env:|file:\/)/.test(sink.url) ? sink.url : undefined;
+    switch (sink.type) {
+      case "file":
+        need("path", "a 'path' for a file sink");
+        break;
+      case "syslog":
+        need("url", "a 'url' such as 'tcp+tls://siem.internal:6514' for a syslog sink");
+        if (
+          literalUrl !== undefined &&
+          !/^(udp|tcp|tls|tcp\+tls):\/\/[^/?#]+:[0-9]{1,5}\/?$/.test(literalUrl)
+        )
+          context.addIssue({
+            code: "custom",
+            path: ["url"],
+            message: "a syslog address 'udp://', 'tcp://' or 'tcp+tls://' with host and port",
+          });
+        break;
+      case "splunk-hec":
+        need("url", "a 'url' such as 'https://splunk.internal:8088' for a Splunk HEC sink");
+        need("token", "a 'token' (a secret reference) for a Splunk HEC sink");
+        break;
+      case "webhook":
+        need("url", "a 'url' such as 'https://soar.internal/firebreak' for a webhook sink");
+        need("secret", "a 'secret' (a secret reference to a 'whsec_…' key) for a webhook sink");
+        break;
+    }
+    if ((sink.type === "splunk-hec" || sink.type === "webhook") && literalUrl !== undefined) {
+      if (!/^https?:\/\/[^\s]+$/.test(literalUrl))
+        context.addIssue({ code: "custom", path: ["url"], message: "an http:// or https:// URL" });
+    }
+    if (sink.rotate !== undefined && sink.type !== "file")
+      context.addIssue({ code: "custom", path: ["rotate"], message: "'rotate' only on a file sink" });
+  });
+
+/** http is only allowed to the local machine (a provider run for development or tests). */
+function isHttpsOrLoopback(text: string): boolean {
+  try {
+    const url = new URL(text);
+    if (url.protocol === "https:") return true;
+    return url.protocol === "http:" && ["127.0.0.1", "[::1]", "localhost"].includes(url.hostname);
+  } catch {
+    return false;
+  }
+}
+
+export const oidcSchema = z.strictObject({
+  issuer: z
+    .url()
+    .refine(isHttpsOrLoopback, "an https URL (http only for 127.0.0.1, [::1] or localhost)")
+    .describe("The provider's issuer identifier; its discovery document is read from there"),
+  clientId: z.string().min(1).max(500),
+  clientSecret: secretRefSchema
+    .optional()
+    .describe("Absent for a public client (PKCE only); the device flow usually needs a confidential client"),
+  clientAuthMethod: z.enum(["client_secret_basic", "client_secret_post"]).default("client_secret_basic"),
+  /** Where the provider sends the browser back; default `<server.publicUrl>/v1/auth/oidc/callback`. */
+  redirectUrl: z
+    .url()
+    .refine(isHttpsOrLoopback, "an https URL (http only for 127.0.0.1, [::1] or localhost)")
+    .optional()
+    .describe("Default: <server.publicUrl>/v1/auth/oidc/callback; register it with the provider"),
+  scopes: z
+    .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,200}$/, "a scope token"))
+    .max(50)
+    .refine((scopes) => scopes.includes("openid"), "the scopes must include 'openid'")
+    .default(["openid", "profile", "email"]),
+  usernameClaim: z
+    .string()
+    .min(1)
+    .max(200)
+    .default("preferred_username")
+    .describe("The claim whose value becomes the Firebreak user name at first sign-in"),
+  groupsClaim: z
+    .string()
+    .min(1)
+    .max(200)
+    .default("groups")
+    .describe("The claim listing the user's groups; a dotted path such as 'realm_access.roles' is followed"),
+  groupMap: z
+    .record(z.string().min(1).max(256), z.union([groupNameSchema, z.array(groupNameSchema).max(50)]))
+    .optional()
+    .describe("Provider group -> Firebreak group(s); unmapped groups are kept only when they are valid names"),
+  allowedGroups: z
+    .array(groupNameSchema)
+    .optional()
+    .describe("Only members of one of these (Firebreak) groups may sign in"),
+});
+export type OidcConfig = z.output<typeof oidcSchema>;
 
 export const configSchema = z.strictObject({
   version: z.literal(1).describe("Configuration format version; always 1"),
@@ -279,13 +510,32 @@ export const configSchema = z.strictObject({
     .describe("Rules, written ahead of time, under which a principal may elevate in a zone"),
   identity: z
     .strictObject({
-      oidc: z
+      oidc: oidcSchema.optional().describe("Sign-in through an OpenID Connect provider (see src/identity)"),
+      sessionLifetime: durationSchema
+        .refine((ms) => ms >= 60_000 && ms <= 30 * 86_400_000, "a duration from 1m to 30d")
+        .optional()
+        .describe("How long a console or CLI sign-in session lasts (default 12h, at most 30d)"),
+      /** WebAuthn relying party: the console's host name and the origins it is served from. */
+      webauthn: z
         .strictObject({
-          issuer: z.url(),
-          clientId: z.string().min(1),
-          clientSecret: secretRefSchema.optional(),
-          groupsClaim: z.string().min(1).default("groups"),
+          rpId: z.string().min(1).max(253).default("localhost"),
+          rpName: z.string().min(1).max(100).default("Firebreak"),
+          origins: z.array(z.url()).min(1).default(["http://localhost:8080"]),
         })
+        .optional(),
+    })
+    .optional(),
+  /** How the server is reached. */
+  server: z
+    .strictObject({
+      /** The address people use for the console, for links in notifications and audit events. */
+      publicUrl: z.url().optional(),
+      /**
+       * Proxies whose X-Forwarded-For is believed (CIDRs). From anyone else the header is ignored and
+       * the connection's own address decides the source zone.
+       */
+      trustedProxies: z
+        .array(z.string().regex(/^[0-9a-fA-F:.]+(\/[0-9]{1,3})?$/, "an IP address or CIDR"))
         .optional(),
     })
     .optional(),
@@ -306,7 +556,17 @@ export const configSchema = z.strictObject({
   notify: z.array(notifySchema).optional(),
   audit: z
     .strictObject({
-      signingKey: secretRefSchema.optional(),
+      signingKey: secretRefSchema
+        .optional()
+        .describe("Ed25519 private key (PEM) that signs checkpoints of the chain's head"),
+      checkpoint: z
+        .strictObject({
+          interval: durationSchema
+            .optional()
+            .describe("How often the head is signed when it moved (default 5m)"),
+        })
+        .optional(),
+      delivery: deliverySchema.optional().describe("Retry settings for every sink; a sink may override them"),
       sinks: z.array(sinkSchema).optional(),
     })
     .optional(),
@@ -319,3 +579,5 @@ export type ResourceConfig = z.output<typeof resourceSchema>;
 export type StandingBinding = z.output<typeof standingBindingSchema>;
 export type BreakGlassPolicy = z.output<typeof breakGlassPolicySchema>;
 export type ApprovalStep = z.output<typeof approvalStepSchema>;
+export type AuditSinkConfig = z.output<typeof sinkSchema>;
+export type AuditDeliveryConfig = z.output<typeof deliverySchema>;

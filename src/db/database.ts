@@ -12,6 +12,9 @@ import {
 import pg from "pg";
 import { FirebreakError } from "../errors.js";
 import * as initial from "./migrations/2026-11-29T00-00-initial.js";
+import * as auditDelivery from "./migrations/2026-11-29T02-00-audit-delivery.js";
+import * as identity from "./migrations/2026-11-29T04-00-identity.js";
+import * as factors from "./migrations/2026-11-29T05-00-factors.js";
 import type { Database, Db } from "./types.js";
 
 export type Dialect = "sqlite" | "postgres";
@@ -27,6 +30,9 @@ export interface DatabaseHandle {
 /** Every migration, in order. Dated names; a landed migration is never edited. */
 const MIGRATIONS: Record<string, Migration> = {
   "2026-11-29T00-00-initial": initial,
+  "2026-11-29T02-00-audit-delivery": auditDelivery,
+  "2026-11-29T04-00-identity": identity,
+  "2026-11-29T05-00-factors": factors,
 };
 
 const migrationProvider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

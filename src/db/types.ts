@@ -7,9 +7,18 @@ import type { Generated, Kysely, Transaction } from "kysely";
 export interface UsersTable {
   name: string;
   groups_json: string;
-  source: "local" | "bootstrap";
+  source: "local" | "bootstrap" | "oidc";
   is_admin: number;
   created_at: number;
+}
+
+/** Which OIDC account (issuer, subject) a Firebreak user was created for; bound at first sign-in. */
+export interface UserIdentitiesTable {
+  issuer: string;
+  subject: string;
+  user_name: string;
+  created_at: number;
+  last_sign_in_at: number;
 }
 
 export interface ApiTokensTable {
@@ -55,6 +64,8 @@ export interface RequestsTable {
   /** When a pending or approved request lapses if nothing happens; null once it leaves those states. */
   lapses_at: number | null;
   closed_reason: string | null;
+  /** When approvers get a reminder (before the lapse); null once sent or when not pending. */
+  remind_at: number | null;
 }
 
 export interface ApprovalsTable {
@@ -164,6 +175,39 @@ export interface AuditHeadTable {
   hash: string;
 }
 
+/** Where one audit sink stands: every event up to `delivered_seq` has been delivered or dead-lettered. */
+export interface AuditSinkStateTable {
+  sink: string;
+  delivered_seq: number;
+  /** Consecutive failed attempts at the event after `delivered_seq`. */
+  attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  last_error_at: number | null;
+  last_delivered_at: number | null;
+  delivered_total: number;
+  error_total: number;
+  /** 1 from the first dead letter (when the alert is raised) until an event is delivered again. */
+  failing: number;
+  /** The process delivering to this sink, and until when its claim holds. */
+  lease_owner: string | null;
+  lease_until: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** An event a sink gave up on after its attempts ran out; `queued` once a replay is asked for. */
+export interface AuditDeadLettersTable {
+  sink: string;
+  seq: number;
+  event_id: string;
+  attempts: number;
+  last_error: string;
+  state: "dead" | "queued" | "replayed";
+  dead_at: number;
+  replayed_at: number | null;
+}
+
 /** One row (id = 1): the digest of the configuration last applied, so restarts report real changes. */
 export interface ConfigStateTable {
   id: number;
@@ -172,9 +216,48 @@ export interface ConfigStateTable {
   applied_at: number;
 }
 
+export interface MfaFactorsTable {
+  id: string;
+  user_name: string;
+  kind: "totp" | "webauthn";
+  label: string;
+  /** TOTP: the shared secret, sealed under the master key. */
+  secret_enc: string | null;
+  /** WebAuthn: the credential id (base64url) and COSE public key (base64url). */
+  credential_id: string | null;
+  public_key: string | null;
+  counter: number;
+  transports_json: string;
+  /** TOTP: the last time step accepted, so a code is never accepted twice. */
+  last_step: number;
+  confirmed_at: number | null;
+  created_at: number;
+}
+
+export interface FactorPresentationsTable {
+  id: string;
+  user_name: string;
+  kind: string;
+  factor_id: string | null;
+  ok: number;
+  presented_at: number;
+}
+
+export interface WebauthnChallengesTable {
+  id: string;
+  user_name: string;
+  purpose: "register" | "assert";
+  challenge: string;
+  expires_at: number;
+}
+
 export interface Database {
+  mfa_factors: MfaFactorsTable;
+  factor_presentations: FactorPresentationsTable;
+  webauthn_challenges: WebauthnChallengesTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
+  user_identities: UserIdentitiesTable;
   requests: RequestsTable;
   approvals: ApprovalsTable;
   grants: GrantsTable;
@@ -183,6 +266,8 @@ export interface Database {
   key_material: KeyMaterialTable;
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
+  audit_sink_state: AuditSinkStateTable;
+  audit_dead_letters: AuditDeadLettersTable;
   config_state: ConfigStateTable;
 }
 

@@ -1,6 +1,6 @@
 import type { Db } from "../db/types.js";
-import { listLapsing, nextLapse } from "../requests/request.repo.js";
-import type { RequestService } from "../requests/request.service.js";
+import { listLapsing, nextLapse, takeReminders } from "../requests/request.repo.js";
+import { type RequestService, requestContext } from "../requests/request.service.js";
 import type { Clock } from "../shared/clock.js";
 import type { InTransaction } from "../shared/transaction.js";
 import {
@@ -52,6 +52,23 @@ export function createExpiryScheduler(deps: {
         if (await deps.inTransaction((unit) => deps.requests.lapseIfDue(unit, request))) acted++;
       if (lapsing.length < BATCH) break;
     }
+    await deps.inTransaction(async (unit) => {
+      for (const request of await takeReminders(unit.tx, now, BATCH)) {
+        await unit.audit({
+          type: "request.reminder",
+          actor: "system:scheduler",
+          zone: request.zone,
+          resource: request.resource,
+          subject: request.id,
+          context: {
+            ...requestContext(request),
+            requires: request.approvalSteps,
+            lapsesAt: new Date(request.lapsesAt ?? now).toISOString(),
+          },
+        });
+        acted++;
+      }
+    });
     for (const grant of await listRevocationsDue(deps.db, now, BATCH)) {
       await deps.grants.revokeEffects(grant);
       acted++;

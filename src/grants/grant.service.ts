@@ -265,8 +265,8 @@ export function createGrantService(deps: {
           "FORBIDDEN",
           "only the requester can activate a request",
         );
-        if (await deps.requests.lapseIfDue(unit, request))
-          throw new FirebreakError("INVALID_STATE", "the request lapsed before it was activated");
+        // The lapse commits; the refusal is raised after the transaction, not inside it.
+        if (await deps.requests.lapseIfDue(unit, request)) return null;
         assert(
           request.state === "approved",
           "INVALID_STATE",
@@ -379,6 +379,7 @@ export function createGrantService(deps: {
         });
         return grant;
       });
+      if (!prepared) throw new FirebreakError("INVALID_STATE", "the request lapsed before it was activated");
       deps.listener.activated(prepared);
       await issueEffects(prepared);
       return prepared;

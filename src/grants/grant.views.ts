@@ -11,6 +11,8 @@ export const grantViewSchema = z.object({
   resource: z.string().nullable(),
   role: z.string(),
   policy: z.string().nullable(),
+  /** The zone the requester came from: where the grant's network path starts. */
+  sourceZone: z.string().nullable(),
   state: z.string(),
   startsAt: z.string(),
   endsAt: z.string(),
@@ -41,6 +43,7 @@ export function toGrantView(grant: GrantRecord, effects: GrantEffect[], now: num
     resource: grant.resource,
     role: grant.role,
     policy: grant.policy,
+    sourceZone: grant.sourceZone,
     state: grant.state,
     startsAt: new Date(grant.startsAt).toISOString(),
     endsAt: new Date(grant.endsAt).toISOString(),

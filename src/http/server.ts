@@ -20,7 +20,7 @@ export function createHttpServer(deps: {
   authenticate: (request: FastifyRequest) => Promise<Principal>;
   version: string;
   log: HttpLog;
-  trustProxy?: boolean | string[];
+  trustProxy?: boolean | string[] | ((address: string, hop: number) => boolean);
 }): FastifyInstance {
   const app = Fastify({
     logger: false,

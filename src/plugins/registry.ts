@@ -1,5 +1,6 @@
 import type { ResourceType } from "../config/schema.js";
 import { createLogConnector, type LogConnectorRecord } from "../connectors/log/log.connector.js";
+import { createMariadbConnector } from "../connectors/mariadb/mariadb.connector.js";
 import { createPostgresConnector } from "../connectors/postgres/postgres.connector.js";
 import { createLogEnforcer } from "../enforcers/log/log.enforcer.js";
 import { FirebreakError } from "../errors.js";
@@ -41,7 +42,7 @@ export function createConnectorRegistry(
   return {
     log: createLogConnector({ onRecord: deps.onRecord }),
     postgres: createPostgresConnector(deps),
-    mariadb: unavailableConnector("mariadb"),
+    mariadb: createMariadbConnector(deps),
     ssh: unavailableConnector("ssh"),
     http: unavailableConnector("http"),
   };

@@ -99,6 +99,10 @@ export async function insertRequest(db: Executor, request: RequestRecord): Promi
       updated_at: request.updatedAt,
       lapses_at: request.lapsesAt,
       closed_reason: request.closedReason,
+      remind_at:
+        request.state === "pending" && request.lapsesAt !== null
+          ? reminderTime(request.createdAt, request.lapsesAt)
+          : null,
     })
     .execute();
 }
@@ -174,12 +178,14 @@ export async function listLapsing(db: Executor, now: number, limit: number): Pro
   return rows.map(toRecord);
 }
 
+/** The earliest lapse or reminder due, so the scheduler knows when to wake. */
 export async function nextLapse(db: Executor): Promise<number | null> {
   const row = await db
     .selectFrom("requests")
-    .select((eb) => eb.fn.min("lapses_at").as("next"))
+    .select((eb) => [eb.fn.min("lapses_at").as("next"), eb.fn.min("remind_at").as("remind")])
     .executeTakeFirst();
-  return row?.next == null ? null : Number(row.next);
+  const times = [row?.next, row?.remind].filter((t) => t != null).map(Number);
+  return times.length > 0 ? Math.min(...times) : null;
 }
 
 export async function insertApproval(db: Executor, approval: ApprovalRecord): Promise<void> {
@@ -214,4 +220,32 @@ export async function listApprovals(db: Executor, requestId: string): Promise<Ap
     comment: row.comment,
     createdAt: row.created_at,
   }));
+}
+
+/** Approvers are reminded 5 minutes before a pending request lapses, or at 80% of a shorter window. */
+export function reminderTime(createdAt: number, lapsesAt: number): number {
+  return lapsesAt - Math.min(5 * 60_000, Math.floor((lapsesAt - createdAt) * 0.2));
+}
+
+/** Pending requests whose reminder time has come; each is taken once. */
+export async function takeReminders(db: Executor, now: number, limit: number): Promise<RequestRecord[]> {
+  const rows = await db
+    .selectFrom("requests")
+    .selectAll()
+    .where("remind_at", "<=", now)
+    .orderBy("remind_at")
+    .limit(limit)
+    .execute();
+  if (rows.length > 0) {
+    await db
+      .updateTable("requests")
+      .set({ remind_at: null })
+      .where(
+        "id",
+        "in",
+        rows.map((r) => r.id),
+      )
+      .execute();
+  }
+  return rows.filter((r) => r.state === "pending").map(toRecord);
 }

@@ -1,7 +1,9 @@
 import { z } from "zod";
 import { parseDuration } from "../config/duration.js";
+import type { FirebreakConfig } from "../config/schema.js";
 import type { Db } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
+import type { FactorService } from "../factors/factor.service.js";
 import { findGrantByRequest } from "../grants/grant.repo.js";
 import type { GrantService } from "../grants/grant.service.js";
 import { grantViewSchema, toGrantView } from "../grants/grant.views.js";
@@ -9,8 +11,11 @@ import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { Clock } from "../shared/clock.js";
 import { ID_PATTERN } from "../shared/ids.js";
 import type { RequestRecord } from "./request.repo.js";
-import type { RequestService } from "./request.service.js";
+import { type RequestService, suggestedApprovers } from "./request.service.js";
 import { requestViewSchema, toRequestView } from "./request.views.js";
+
+/** How far back a presented factor is looked up; the policy's own freshness is then applied. */
+const RECENT_FACTOR_MS = 24 * 3_600_000;
 
 const idParams = z.object({ id: z.string().regex(ID_PATTERN, "a request id such as 'req_…'") });
 const STATES = [
@@ -48,16 +53,17 @@ export function createRequestRoutes(deps: {
   clock: Clock;
   requests: RequestService;
   grants: Pick<GrantService, "activate" | "effects">;
+  factors: Pick<FactorService, "presentTotp" | "fresh">;
+  config: () => FirebreakConfig;
 }): AnyRoute[] {
   async function view(record: RequestRecord) {
     const { approvals, progress } = await deps.requests.approvalsView(record);
     const grant = await findGrantByRequest(deps.db, record.id);
-    return toRequestView(
-      record,
-      approvals,
-      record.state === "pending" ? progress : progress,
-      grant?.id ?? null,
-    );
+    const remaining = progress.steps.filter((s) => s.remaining > 0).map((s) => ({ from: [...s.from] }));
+    const suggested = suggestedApprovers(deps.config(), {
+      context: { requires: remaining, requester: record.requester },
+    });
+    return toRequestView(record, approvals, progress, grant?.id ?? null, suggested);
   }
   return [
     defineRoute({
@@ -127,10 +133,21 @@ export function createRequestRoutes(deps: {
       tag: "requests",
       auth: "user",
       params: idParams,
-      body: z.strictObject({ comment: z.string().max(2000).nullish() }).optional(),
+      body: z
+        .strictObject({
+          comment: z.string().max(2000).nullish(),
+          totp: z
+            .string()
+            .regex(/^[0-9]{6}$/)
+            .optional(),
+        })
+        .optional(),
       reply: requestViewSchema,
       async handler({ principal, params, body }) {
-        const { request } = await deps.requests.approve(principal, params.id, body?.comment ?? null);
+        const factor = body?.totp
+          ? await deps.factors.presentTotp(principal, body.totp, "approval")
+          : await deps.factors.fresh(principal.name, ["totp", "webauthn"], RECENT_FACTOR_MS);
+        const { request } = await deps.requests.approve(principal, params.id, body?.comment ?? null, factor);
         return view(request);
       },
     }),
@@ -186,10 +203,11 @@ export function createRequestRoutes(deps: {
       reply: grantViewSchema,
       status: 201,
       async handler({ principal, params, body }) {
-        if (body?.totp) {
-          throw new FirebreakError("FACTOR_REQUIRED", "no TOTP factor is enrolled for this user");
-        }
-        const grant = await deps.grants.activate(principal, params.id, null, body?.publicKey ?? null);
+        // A code given here is checked first; otherwise the newest factor presented recently counts.
+        const factor = body?.totp
+          ? await deps.factors.presentTotp(principal, body.totp, "activation")
+          : await deps.factors.fresh(principal.name, ["totp", "webauthn"], RECENT_FACTOR_MS);
+        const grant = await deps.grants.activate(principal, params.id, factor, body?.publicKey ?? null);
         return toGrantView(grant, await deps.grants.effects(grant.id), deps.clock.now());
       },
     }),

@@ -1,6 +1,7 @@
 import type { FirebreakConfig } from "../config/schema.js";
 import type { Db, RequestState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
+import type { PresentedFactor } from "../factors/factor.service.js";
 import { countBlockingOverdueReviews, hasActiveGrant } from "../grants/grant.repo.js";
 import { approvalProgress, canApprove, matchesPrincipal } from "../policy/approvals.js";
 import { type CompiledPolicy, decide } from "../policy/engine.js";
@@ -269,16 +270,21 @@ export function createRequestService(deps: {
       return candidates.filter((r) => canSee(principal, r));
     },
 
-    async approve(principal: Principal, id: string, comment: string | null) {
+    async approve(
+      principal: Principal,
+      id: string,
+      comment: string | null,
+      factor: PresentedFactor | null = null,
+    ) {
       assert(
         !comment || comment.length <= MAX_COMMENT,
         "VALIDATION_FAILED",
         `the comment is longer than ${MAX_COMMENT} characters`,
       );
-      return deps.inTransaction(async (unit) => {
+      const result = await deps.inTransaction(async (unit) => {
         const request = await load(principal, id, unit.tx);
-        if (await lapseIfDue(unit, request))
-          throw new FirebreakError("INVALID_STATE", "the request lapsed before it was approved");
+        // The lapse commits; the refusal is raised after the transaction, not inside it.
+        if (await lapseIfDue(unit, request)) return null;
         const check = canApprove(request.approvalSteps, principal, request.requester);
         if (!check.ok) {
           throw new FirebreakError(
@@ -289,6 +295,17 @@ export function createRequestService(deps: {
           );
         }
         assert(request.state === "pending", "INVALID_STATE", `the request is ${request.state}, not pending`);
+        const approverFactors =
+          deps.current().config.breakGlass?.find((p) => p.name === request.policy)?.approverFactors ?? [];
+        if (approverFactors.length > 0) {
+          const fresh =
+            factor !== null &&
+            approverFactors.includes(factor.kind as never) &&
+            unit.now - factor.at <= request.factors.freshnessMs;
+          assert(fresh, "FACTOR_REQUIRED", `approving needs a fresh ${approverFactors.join(" or ")} factor`, {
+            factors: approverFactors,
+          });
+        }
         const existing = await listApprovals(unit.tx, id);
         assert(
           !existing.some((a) => a.approver === principal.name),
@@ -344,6 +361,8 @@ export function createRequestService(deps: {
           progress,
         };
       });
+      if (!result) throw new FirebreakError("INVALID_STATE", "the request lapsed before it was approved");
+      return result;
     },
 
     /** Denial is final. Only someone who could approve (or an administrator) may deny. */
@@ -436,4 +455,21 @@ export function approverZones(config: FirebreakConfig, principal: Principal): st
     }
   }
   return [...zones];
+}
+
+/**
+ * Directory users who could approve what an event says is still required (for notifications and
+ * the request view): members of the steps' principals, never the requester.
+ */
+export function suggestedApprovers(
+  config: FirebreakConfig,
+  event: { context: Record<string, unknown> },
+): string[] {
+  const steps = (event.context.requires ?? event.context.remaining ?? []) as { from?: string[] }[];
+  const requester = String(event.context.requester ?? "");
+  const refs = steps.flatMap((step) => step.from ?? []);
+  return Object.entries(config.directory?.users ?? {})
+    .filter(([name, user]) => name !== requester && matchesPrincipal(refs, name, user.groups))
+    .map(([name]) => name)
+    .sort();
 }

@@ -38,6 +38,8 @@ export const requestViewSchema = z.object({
     z.object({ approver: z.string(), decision: z.string(), comment: z.string().nullable(), at: z.string() }),
   ),
   grantId: z.string().nullable(),
+  /** People who could give the approvals still needed (directory users; never the requester). */
+  suggestedApprovers: z.array(z.string()),
   /** What happens next, in words: `waiting for 1 approval from group:payments-leads`. */
   next: z.string(),
 });
@@ -73,6 +75,7 @@ export function toRequestView(
   approvals: ApprovalRecord[],
   progress: ApprovalProgress | null,
   grantId: string | null,
+  suggestedApprovers: string[] = [],
 ): RequestView {
   return {
     id: request.id,
@@ -110,6 +113,7 @@ export function toRequestView(
       at: new Date(a.createdAt).toISOString(),
     })),
     grantId,
+    suggestedApprovers: request.state === "pending" ? suggestedApprovers : [],
     next: nextStep(request, progress),
   };
 }

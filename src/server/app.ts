@@ -4,17 +4,21 @@ import { createAuditService } from "../audit/audit.service.js";
 import { resolveSecret } from "../config/secrets.js";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
+import { createFactorRoutes } from "../factors/factor.routes.js";
+import { createFactorService } from "../factors/factor.service.js";
 import { createEffectRunner } from "../grants/effects.js";
 import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
 import { listActiveGrants } from "../grants/grant.repo.js";
 import { createGrantRoutes } from "../grants/grant.routes.js";
 import { createGrantService, type GrantListener } from "../grants/grant.service.js";
 import { createReconciler } from "../grants/reconciler.js";
+import { registerConsole } from "../http/console.js";
 import { createHttpServer } from "../http/server.js";
+import { createNotifier } from "../notify/notifier.js";
 import { createConnectorRegistry, enforcerRegistry } from "../plugins/registry.js";
 import { type AccessIndex, createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
-import { createRequestService } from "../requests/request.service.js";
+import { createRequestService, suggestedApprovers } from "../requests/request.service.js";
 import { createKeyStore } from "../secrets/key-store.js";
 import { createSecretBox, loadMasterKeys } from "../secrets/secret-box.js";
 import { type Clock, systemClock } from "../shared/clock.js";
@@ -22,6 +26,7 @@ import { createEventBus } from "../shared/events.js";
 import { createTransactionRunner } from "../shared/transaction.js";
 import { createSignalRoutes } from "../signals/signal.routes.js";
 import { createSignalService } from "../signals/signal.service.js";
+import { isTrustedProxy } from "../signals/source-zone.js";
 import { listUsers } from "../users/user.repo.js";
 import { createUserRoutes } from "../users/user.routes.js";
 import { createUserService } from "../users/user.service.js";
@@ -136,6 +141,20 @@ export async function createApp(options: AppOptions) {
       log.error("scheduler pass failed", { error: error instanceof Error ? error.message : String(error) }),
   });
   const audit = createAuditService({ db });
+  const factors = createFactorService({
+    db,
+    clock,
+    inTransaction,
+    box,
+    webauthn: () => {
+      const settings = current().config.identity?.webauthn;
+      return {
+        rpId: settings?.rpId ?? "localhost",
+        rpName: settings?.rpName ?? "Firebreak",
+        origins: settings?.origins ?? ["http://localhost:8080"],
+      };
+    },
+  });
   const reconcile = createReconciler({
     db,
     inTransaction,
@@ -148,6 +167,14 @@ export async function createApp(options: AppOptions) {
       }),
   });
   let reconcileTimer: NodeJS.Timeout | null = null;
+  const notifier = createNotifier({
+    config: () => current().config,
+    secret: (ref: string) => resolveSecret(ref as never, env),
+    clock,
+    inTransaction,
+    suggestedApprovers: (event) => suggestedApprovers(current().config, event),
+  });
+  bus.subscribe((event) => notifier.handle(event));
 
   async function rebuildAccess() {
     const stored = await listUsers(db);
@@ -165,7 +192,8 @@ export async function createApp(options: AppOptions) {
   const routes = [
     ...createSystemRoutes({ db, runtime, ready: () => ready }),
     ...createUserRoutes({ users }),
-    ...createRequestRoutes({ db, clock, requests, grants }),
+    ...createRequestRoutes({ db, clock, requests, grants, factors, config: () => current().config }),
+    ...createFactorRoutes({ factors }),
     ...createGrantRoutes({ clock, grants }),
     ...createDecisionRoutes({ db, clock, current, users, signals, access: () => access }),
     ...createZoneRoutes({ current, signals }),
@@ -174,6 +202,8 @@ export async function createApp(options: AppOptions) {
   ];
   const http: FastifyInstance = createHttpServer({
     routes,
+    // X-Forwarded-For is believed only from configured proxies; the list follows config reloads.
+    trustProxy: (address: string) => isTrustedProxy(current().config.server?.trustedProxies ?? [], address),
     version: VERSION,
     log,
     authenticate: (request) => {
@@ -181,12 +211,13 @@ export async function createApp(options: AppOptions) {
       return users.authenticate(header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined);
     },
   });
+  registerConsole(http);
 
   return {
     http,
     db,
     clock,
-    services: { users, signals, requests, grants, audit, scheduler, runtime, reconcile, connectors },
+    services: { users, signals, requests, grants, audit, scheduler, runtime, reconcile, connectors, factors },
     access: () => access,
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
     async start(listen: { host: string; port: number } | null) {
@@ -211,6 +242,7 @@ export async function createApp(options: AppOptions) {
       if (reconcileTimer) clearInterval(reconcileTimer);
       await http.close();
       await scheduler.stop();
+      await notifier.drain();
       await Promise.all(Object.values(connectors).map((c) => c.close()));
       await handle.close();
     },

@@ -27,3 +27,20 @@ export function createSourceZoneResolver(config: FirebreakConfig) {
     return null;
   };
 }
+
+/** True when `address` is one of the proxies (IPs or CIDRs) whose forwarded-for header is believed. */
+export function isTrustedProxy(proxies: readonly string[], address: string): boolean {
+  if (proxies.length === 0) return false;
+  const plain = address.startsWith("::ffff:") && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  const family = isIP(plain);
+  if (family === 0) return false;
+  const list = new BlockList();
+  for (const proxy of proxies) {
+    const [network, prefix] = proxy.split("/") as [string, string | undefined];
+    const type = isIP(network) === 6 ? "ipv6" : "ipv4";
+    if (isIP(network) === 0) continue;
+    if (prefix === undefined) list.addAddress(network, type);
+    else list.addSubnet(network, Number(prefix), type);
+  }
+  return list.check(plain, family === 6 ? "ipv6" : "ipv4");
+}

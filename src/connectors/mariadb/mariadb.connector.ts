@@ -277,7 +277,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
   async function closeAccount(connection: Connection, name: string, controlDatabases: readonly string[]) {
     const hosts = await rowsOf<{ host: string }>(
       connection,
-      "SELECT Host AS host FROM mysql.user WHERE User = ? AND is_role = 'N'",
+      "SELECT Host AS host FROM mysql.user WHERE User = ? AND is_role = _binary'N'",
       [name],
     );
     for (const { host } of hosts)
@@ -329,6 +329,8 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
       const settings = settingsOf(resourceName, resource);
       const mapping = mappingOf(resourceName, resource, context.role, settings.controlDatabase);
       // The event fires on the server's clock; a relative delay keeps clock skew between hosts out of it.
+      // CURRENT_TIMESTAMP is whole seconds (up to 1 s behind), hence one second more than is left:
+      // the event never fires before the end, and at most about two seconds after it.
       const secondsLeft = Math.ceil((context.endsAt - deps.now()) / 1000);
       if (secondsLeft < 1) {
         throw new FirebreakError("CONNECTOR_FAILED", `the grant ${context.grantId} has already ended`);
@@ -346,7 +348,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
         async (connection, current) => {
           const [state] = await rowsOf<{ scheduler: string; existing: number }>(
             connection,
-            "SELECT @@GLOBAL.event_scheduler AS scheduler, (SELECT COUNT(*) FROM mysql.user WHERE User = ? AND is_role = 'N') AS existing",
+            "SELECT @@GLOBAL.event_scheduler AS scheduler, (SELECT COUNT(*) FROM mysql.user WHERE User = ? AND is_role = _binary'N') AS existing",
             [name],
           );
           if (state?.scheduler !== "ON") {
@@ -370,7 +372,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
             ];
             await run(
               connection,
-              `CREATE OR REPLACE EVENT ${event} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL ${secondsLeft} SECOND ON COMPLETION NOT PRESERVE COMMENT ${quoteString(`firebreak: expire ${name}`)} DO BEGIN ${expire.join("; ")}; END`,
+              `CREATE OR REPLACE EVENT ${event} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL ${secondsLeft + 1} SECOND ON COMPLETION NOT PRESERVE COMMENT ${quoteString(`firebreak: expire ${name}`)} DO BEGIN ${expire.join("; ")}; END`,
             );
             await run(
               connection,
@@ -448,7 +450,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
         const pattern = `${(resource.namePrefix ?? DEFAULT_PREFIX).replace(/[|_%]/g, "|$&")}%`;
         const rows = await rowsOf<{ name: string }>(
           connection,
-          "SELECT DISTINCT User AS name FROM mysql.user WHERE User LIKE ? ESCAPE '|' AND is_role = 'N' ORDER BY User",
+          "SELECT DISTINCT User AS name FROM mysql.user WHERE User LIKE ? ESCAPE '|' AND is_role = _binary'N' ORDER BY User",
           [pattern],
         );
         return rows.map((row) => row.name);

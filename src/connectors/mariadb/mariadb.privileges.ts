@@ -152,9 +152,17 @@ export function parsePrivilege(entry: string, controlDatabase: string): ParsedPr
   };
 }
 
+function hasControlCharacter(text: string): boolean {
+  for (const character of text) {
+    const code = character.charCodeAt(0);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
 /** A backquoted identifier; backslashes are literal inside backquotes in every SQL mode. */
 export function quoteIdentifier(name: string): string {
-  if (name.length === 0 || name.length > 128 || /[\0\n\r]/.test(name)) {
+  if (name.length === 0 || name.length > 128 || hasControlCharacter(name)) {
     throw new FirebreakError("CONFIG_INVALID", "an identifier that cannot be quoted safely");
   }
   return `\`${name.replace(/`/g, "``")}\``;
@@ -165,7 +173,7 @@ export function quoteIdentifier(name: string): string {
  * doubled, and a backslash (an escape only without NO_BACKSLASH_ESCAPES) is refused outright.
  */
 export function quoteString(value: string): string {
-  if (/[\\\0\n\r\x1a]/.test(value)) {
+  if (value.includes("\\") || hasControlCharacter(value)) {
     throw new FirebreakError(
       "CONFIG_INVALID",
       "a value that cannot be quoted the same way in every SQL mode",
