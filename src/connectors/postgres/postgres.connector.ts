@@ -84,7 +84,7 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
     }
     const pool = new pg.Pool({
       connectionString,
-      max: 4,
+      max: 8,
       connectionTimeoutMillis: 5_000,
       statement_timeout: 10_000,
       idleTimeoutMillis: 10_000,

@@ -50,6 +50,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .on("webauthn_challenges")
     .columns(["user_name", "purpose"])
     .execute();
+
+  // When approvers are reminded of a pending request, before it lapses; null once reminded.
+  await db.schema.alterTable("requests").addColumn("remind_at", "bigint").execute();
+  await db.schema.createIndex("requests_remind_at").on("requests").column("remind_at").execute();
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: see up()
