@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -29,6 +29,18 @@ export async function writeCredentials(
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writeFile(path, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
   return path;
+}
+
+/** Forgets the saved login; true when there was one. */
+export async function deleteCredentials(env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const path = credentialsPath(env);
+  try {
+    await readFile(path);
+  } catch {
+    return false;
+  }
+  await rm(path, { force: true });
+  return true;
 }
 
 /** A failure the server answered with its error shape. */

@@ -1,15 +1,22 @@
 #!/usr/bin/env node
 import { readFile } from "node:fs/promises";
 import { Command, CommanderError, Option } from "commander";
+import { registerAgentCommand } from "../agent/agent.cli.js";
 import { configJsonSchema } from "../config/json-schema.js";
 import { formatIssue, loadConfigFile } from "../config/load.js";
 import { isFirebreakError } from "../errors.js";
 import { compilePolicy, explain } from "../policy/engine.js";
+import {
+  blastRadiusFor,
+  describeBlastRadius,
+  registerSegmentationCommands,
+} from "../segmentation/segmentation.cli.js";
 import { VERSION } from "../version.js";
-import { ApiError, createClient, writeCredentials } from "./client.js";
+import { ApiError, createClient, deleteCredentials, writeCredentials } from "./client.js";
 import { connectWith } from "./connect.js";
 import { runDemo } from "./demo.js";
 import { printable, table, timeLeft } from "./format.js";
+import { deviceLogin } from "./login.js";
 import { runServe } from "./serve.js";
 
 /** A refusal or failure: exit code 1 with a clear message (and the error shape under --json). */
@@ -130,11 +137,17 @@ export function buildProgram(): Command {
       "--server <url>",
       "the Firebreak server (default: $FIREBREAK_URL, the login file, or http://127.0.0.1:8080)",
     )
+    .exitOverride() // before any .command(): subcommands copy it when created, so their usage errors exit 2
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
   const globals = () => program.opts<Globals>();
   const emit = (json: unknown, human: () => string) => out(globals().json ? json : human());
+  const segmentationContext = {
+    emit,
+    client: () => client(globals()),
+    fail: (message: string, code: string) => new CliFailure(message, code),
+  };
 
   program
     .command("serve")
@@ -148,6 +161,15 @@ export function buildProgram(): Command {
       "./data/master.key",
     )
     .option("--production", "refuse to start without a provided master key (no key file is generated)")
+    .addOption(
+      new Option(
+        "--enforcer <kind>",
+        "network paths: recorded only (log), by agents, or by this host's nftables",
+      )
+        .choices(["log", "agent", "nftables"])
+        .default("log"),
+    )
+    .option("--netns <name>", "with --enforcer nftables: enforce inside this network namespace")
     .action(
       async (options: {
         config: string;
@@ -155,6 +177,8 @@ export function buildProgram(): Command {
         listen: string;
         masterKeyFile: string;
         production?: boolean;
+        enforcer: "log" | "agent" | "nftables";
+        netns?: string;
       }) => {
         await runServe({ ...options, json: globals().json === true });
       },
@@ -187,15 +211,62 @@ export function buildProgram(): Command {
 
   program
     .command("login")
-    .description("save the server address and your token for later commands")
-    .requiredOption("--token <token>", "your API token (from 'firebreak users add' or an administrator)")
-    .action(async (options: { token: string }) => {
+    .description(
+      "sign in through the identity provider (device code in a browser), or save a token with --token",
+    )
+    .option("--token <token>", "an API token (from 'firebreak users add' or an administrator) instead")
+    .action(async (options: { token?: string }) => {
+      if (options.token === undefined) {
+        // No token of ours is sent while signing in: the old one may be the reason for it.
+        const c = await createClient({ url: globals().server, token: "" });
+        const session = await deviceLogin({
+          client: c,
+          instruct: (text) => process.stderr.write(`${text}\n`),
+        });
+        const path = await writeCredentials({ url: c.url, token: session.token });
+        emit(
+          {
+            user: session.user,
+            groups: session.groups,
+            server: c.url,
+            expiresAt: session.expiresAt,
+            saved: path,
+          },
+          () =>
+            `logged in to ${c.url} as ${session.user} (groups: ${session.groups.join(", ") || "-"}) until ${session.expiresAt}; saved to ${path}`,
+        );
+        return;
+      }
       const c = await createClient({ url: globals().server, token: options.token });
       const me = await c.get<{ name: string; groups: string[] }>("/v1/whoami");
       const path = await writeCredentials({ url: c.url, token: options.token });
       emit(
         { user: me.name, server: c.url, saved: path },
         () => `logged in to ${c.url} as ${me.name}; saved to ${path}`,
+      );
+    });
+
+  program
+    .command("logout")
+    .description("revoke the token in use on the server and forget the saved login")
+    .action(async () => {
+      const c = await client(globals());
+      let revoked = false;
+      if (c.hasToken) {
+        try {
+          await c.post("/v1/auth/logout", {});
+          revoked = true;
+        } catch (error) {
+          // A token that no longer works is as good as revoked; anything else is worth saying.
+          if (!(error instanceof ApiError && error.code === "UNAUTHENTICATED")) throw error;
+        }
+      }
+      const forgotten = await deleteCredentials();
+      emit({ server: c.url, revoked, forgotten }, () =>
+        [
+          revoked ? `revoked the token on ${c.url}` : "no working token to revoke",
+          forgotten ? "forgot the saved login" : "no saved login",
+        ].join("; "),
       );
     });
 
@@ -508,6 +579,7 @@ export function buildProgram(): Command {
     .option("--ticket <id>", "ticket to test")
     .option("--source-zone <zone>", "the zone the request would come from")
     .option("--config <file>", "explain offline from this configuration file (no server)")
+    .option("--blast-radius", "also show how the grant would change what its source zone reaches")
     .action(
       async (
         user: string,
@@ -519,6 +591,7 @@ export function buildProgram(): Command {
           ticket?: string;
           sourceZone?: string;
           config?: string;
+          blastRadius?: boolean;
         },
       ) => {
         let result: { user: string; explanation: ExplanationShape };
@@ -557,7 +630,15 @@ export function buildProgram(): Command {
             ...(options.sourceZone ? { sourceZone: options.sourceZone } : {}),
           });
         }
-        emit(result, () => describeExplanation(result.user, target, options.role, result.explanation));
+        const blast = options.blastRadius
+          ? await blastRadiusFor(segmentationContext, { ...options, target })
+          : undefined;
+        emit(blast ? { ...result, blastRadius: blast } : result, () =>
+          [
+            describeExplanation(result.user, target, options.role, result.explanation),
+            ...(blast ? [describeBlastRadius(blast)] : []),
+          ].join("\n"),
+        );
       },
     );
 
@@ -619,6 +700,17 @@ export function buildProgram(): Command {
         {},
       );
       emit(issued, () => `token for ${issued.name} (shown once): ${issued.token}`);
+    });
+  users
+    .command("revoke-tokens")
+    .description("revoke every token and session of a user")
+    .argument("<name>", "user name")
+    .action(async (name: string) => {
+      const result = await (await client(globals())).post<{ user: string; revoked: number }>(
+        `/v1/users/${encodeURIComponent(name)}/tokens/revoke`,
+        {},
+      );
+      emit(result, () => `revoked ${result.revoked} token(s) of ${result.user}`);
     });
   users
     .command("list")
@@ -703,6 +795,28 @@ export function buildProgram(): Command {
         result.changed
           ? `applied configuration ${result.digest.slice(0, 12)}\n${JSON.stringify(result.summary, null, 2)}`
           : "unchanged",
+      );
+    });
+
+  program
+    .command("ssh-ca")
+    .description("print a zone's SSH user CA public key and the sshd_config lines its hosts need")
+    .argument("<zone>", "the zone")
+    .action(async (zone: string) => {
+      const result = await (await client(globals())).get<{
+        zone: string;
+        publicKey: string;
+        krlUrl: string;
+        sshdConfig: string[];
+      }>(`/v1/zones/${encodeURIComponent(zone)}/ssh-ca`);
+      emit(result, () =>
+        [
+          result.publicKey,
+          "",
+          ...result.sshdConfig,
+          "",
+          `# Revocation list: ${result.krlUrl || `/v1/zones/${result.zone}/ssh-krl`} (fetch it to the RevokedKeys path every minute)`,
+        ].join("\n"),
       );
     });
 
@@ -803,6 +917,9 @@ export function buildProgram(): Command {
         stepDelayMs: Number(options.stepDelay) || 0,
       });
     });
+
+  registerSegmentationCommands(program, segmentationContext);
+  registerAgentCommand(program, { server: () => globals().server, fail: segmentationContext.fail });
 
   return program;
 }

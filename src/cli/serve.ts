@@ -26,6 +26,8 @@ export async function runServe(options: {
   json: boolean;
   masterKeyFile: string;
   production?: boolean;
+  enforcer?: "log" | "agent" | "nftables";
+  netns?: string;
 }) {
   const listen = parseListen(options.listen);
   const log = {
@@ -38,6 +40,7 @@ export async function runServe(options: {
     masterKeyFile: options.masterKeyFile,
     production: options.production ?? false,
     log,
+    enforcement: { kind: options.enforcer ?? "log", netns: options.netns ?? null },
   });
   const { admin, address } = await app.start(listen);
   const shown = address?.replace("0.0.0.0", "127.0.0.1") ?? "";

@@ -13,6 +13,7 @@ import pg from "pg";
 import { FirebreakError } from "../errors.js";
 import * as initial from "./migrations/2026-11-29T00-00-initial.js";
 import * as auditDelivery from "./migrations/2026-11-29T02-00-audit-delivery.js";
+import * as segmentation from "./migrations/2026-11-29T03-00-segmentation.js";
 import * as identity from "./migrations/2026-11-29T04-00-identity.js";
 import * as factors from "./migrations/2026-11-29T05-00-factors.js";
 import type { Database, Db } from "./types.js";
@@ -31,6 +32,7 @@ export interface DatabaseHandle {
 const MIGRATIONS: Record<string, Migration> = {
   "2026-11-29T00-00-initial": initial,
   "2026-11-29T02-00-audit-delivery": auditDelivery,
+  "2026-11-29T03-00-segmentation": segmentation,
   "2026-11-29T04-00-identity": identity,
   "2026-11-29T05-00-factors": factors,
 };

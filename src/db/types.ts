@@ -251,7 +251,30 @@ export interface WebauthnChallengesTable {
   expires_at: number;
 }
 
+/** A network enforcement agent and what it last reported applying. */
+export interface EnforcementAgentsTable {
+  name: string;
+  enforcer: string;
+  first_seen_at: number;
+  last_seen_at: number;
+  grace_ms: number;
+  /** `connected`: polled but not reported yet. */
+  status: "connected" | "applied" | "failed-closed" | "error";
+  applied_digest: string | null;
+  applied_at: number | null;
+  report_json: string;
+}
+
+export interface SshRevocationsTable {
+  zone: string;
+  /** Decimal: certificate serials are 63-bit. */
+  serial: string;
+  key_id: string | null;
+  valid_before: number | null;
+}
+
 export interface Database {
+  ssh_revocations: SshRevocationsTable;
   mfa_factors: MfaFactorsTable;
   factor_presentations: FactorPresentationsTable;
   webauthn_challenges: WebauthnChallengesTable;
@@ -269,6 +292,7 @@ export interface Database {
   audit_sink_state: AuditSinkStateTable;
   audit_dead_letters: AuditDeadLettersTable;
   config_state: ConfigStateTable;
+  enforcement_agents: EnforcementAgentsTable;
 }
 
 export type Db = Kysely<Database>;

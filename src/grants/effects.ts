@@ -41,7 +41,7 @@ export function createEffectRunner(deps: {
           "CONNECTOR_FAILED",
           `resource '${effect.resource}' has no address to open a path to`,
         );
-        const { ruleId } = await deps.enforcer.open({
+        const { ruleId, detail } = await deps.enforcer.open({
           grantId: grant.id,
           fromZone: grant.sourceZone,
           fromAddress: grant.clientAddress,
@@ -55,6 +55,7 @@ export function createEffectRunner(deps: {
           fromAddress: grant.clientAddress,
           to: resource.address,
           until: new Date(grant.endsAt).toISOString(),
+          ...detail,
         };
         return {
           externalId: ruleId,
@@ -101,11 +102,15 @@ export function createEffectRunner(deps: {
       auditContext: Record<string, unknown>;
     }> {
       if (effect.connector.startsWith(PATH_CONNECTOR_PREFIX)) {
-        await deps.enforcer.close(grant.id);
+        const closed = await deps.enforcer.close(grant.id);
         return {
           verified: true,
           auditType: "flow.closed",
-          auditContext: { rule: effect.detail.externalId ?? null, enforcer: deps.enforcer.kind },
+          auditContext: {
+            rule: effect.detail.externalId ?? null,
+            enforcer: deps.enforcer.kind,
+            ...(closed ? closed.detail : {}),
+          },
         };
       }
       const resource = resourceOf(effect);

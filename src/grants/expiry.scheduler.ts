@@ -15,33 +15,20 @@ import {
 import type { GrantService } from "./grant.service.js";
 
 const BATCH = 200;
-/** How many grants are closed at once; bounded so a burst of expiries cannot exhaust target connections. */
-const CLOSE_CONCURRENCY = 16;
-
-/** Runs `work` over `items` with at most `limit` in flight; results in input order. */
-async function inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      for (let index = next++; index < items.length; index = next++) results[index] = await work(items[index] as T);
-    }),
-  );
-  return results;
-}
 /** Even with nothing due, look again this often: another process may have added work. */
 const MAX_SLEEP_MS = 5_000;
 
 /**
- * Acts on time: expires grants, lapses requests, retries revocations, raises overdue-review alerts.
- * Each pass reads only what is due, through indexes on the due times, so its cost grows with what
- * is due rather than with what exists. Between passes it sleeps until the next due time.
+ * Acts on time: expires grants, lapses requests, reminds approvers, retries revocations, raises
+ * overdue-review alerts. Each pass reads only what is due, through indexes on the due times, so
+ * its cost grows with what is due rather than with what exists. Between passes it sleeps until
+ * the next due time.
  */
 export function createExpiryScheduler(deps: {
   db: Db;
   clock: Clock;
   inTransaction: InTransaction;
-  grants: Pick<GrantService, "close" | "revokeEffects" | "issueEffects">;
+  grants: Pick<GrantService, "closeMany" | "revokeEffects" | "revokeMany" | "issueEffects">;
   requests: Pick<RequestService, "lapseIfDue">;
   onError: (error: unknown) => void;
 }) {
@@ -55,11 +42,14 @@ export function createExpiryScheduler(deps: {
     const now = deps.clock.now();
     for (;;) {
       const due = await listDueGrants(deps.db, now, BATCH);
-      // Closing waits on targets (drop the login, cut sessions, verify); grants close side by side.
-      const closed = await inParallel(due, CLOSE_CONCURRENCY, (grant) =>
-        deps.grants.close(grant.id, "expired", "system:scheduler", "the grant's window ended"),
+      // One transaction closes the batch; the grant service then takes access away side by side.
+      const closed = await deps.grants.closeMany(
+        due.map((g) => g.id),
+        "expired",
+        "system:scheduler",
+        "the grant's window ended",
       );
-      acted += closed.filter(Boolean).length;
+      acted += closed.length;
       if (due.length < BATCH) break;
     }
     for (;;) {
@@ -85,10 +75,7 @@ export function createExpiryScheduler(deps: {
         acted++;
       }
     });
-    const retried = await inParallel(await listRevocationsDue(deps.db, now, BATCH), CLOSE_CONCURRENCY, (grant) =>
-      deps.grants.revokeEffects(grant),
-    );
-    acted += retried.length;
+    acted += (await deps.grants.revokeMany(await listRevocationsDue(deps.db, now, BATCH))).length;
     for (const grant of await listOverdueReviews(deps.db, now, BATCH)) {
       await deps.inTransaction(async (unit) => {
         await markReviewAlerted(unit.tx, grant.id, unit.now);

@@ -7,12 +7,14 @@ import { type RequestService, requestContext } from "../requests/request.service
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
-import type { InTransaction } from "../shared/transaction.js";
+import { inParallel } from "../shared/parallel.js";
+import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
 import type { Principal } from "../users/user.service.js";
 import { type EffectRunner, PATH_CONNECTOR_PREFIX } from "./effects.js";
 import {
   closeGrant,
   findGrant,
+  type GrantEffect,
   type GrantRecord,
   hasActiveGrant,
   insertEffect,
@@ -28,6 +30,8 @@ import {
 const MAX_NOTES = 4000;
 /** Retry delays for closing and verifying: 1s, 2s, 4s … capped at 5 minutes. */
 const MAX_RETRY_DELAY_MS = 5 * 60_000;
+/** How many grants' access is taken away at once; bounded so a burst cannot exhaust target connections. */
+const REVOKE_CONCURRENCY = 16;
 
 export interface GrantListener {
   activated(grant: GrantRecord): void;
@@ -119,62 +123,82 @@ export function createGrantService(deps: {
     }
   }
 
-  /** Closes an active grant (expiry or revoke) in one transaction, then takes access away. */
-  async function close(id: string, state: "expired" | "revoked", actor: string, reason: string) {
+  /**
+   * Closes active grants (expiry or revoke): every state change and its audit event in one
+   * transaction for the whole batch, then access is taken away. Grants no longer active (another
+   * writer closed them) are skipped, so expiry and revoke racing close each grant exactly once.
+   */
+  async function closeMany(
+    ids: readonly string[],
+    state: "expired" | "revoked",
+    actor: string,
+    reason: string,
+  ) {
     const closed = await deps.inTransaction(async (unit) => {
-      const grant = await findGrant(unit.tx, id);
-      if (grant?.state !== "active") return null;
-      const effects = await listEffects(unit.tx, id);
-      const needsRevocation = effects.some((e) => e.state !== "closed");
-      const ok = await closeGrant(unit.tx, id, {
-        state,
-        now: unit.now,
-        reason,
-        closedBy: actor,
-        revocationStatus: needsRevocation ? "pending" : "not-needed",
-      });
-      if (!ok) return null;
-      await transitionRequest(unit.tx, grant.requestId, ["active"], state, unit.now, {
-        closedReason: reason,
-      });
-      const request = await findRequest(unit.tx, grant.requestId);
-      await unit.audit({
-        type: state === "expired" ? "grant.expired" : "grant.revoked",
-        actor,
-        zone: grant.zone,
-        resource: grant.resource,
-        subject: id,
-        context: {
-          grant: id,
-          user: grant.user,
-          role: grant.role,
-          reason,
-          endsAt: new Date(grant.endsAt).toISOString(),
-          ...(request ? requestContext(request) : {}),
-        },
-      });
-      return {
-        ...grant,
-        state,
-        closedAt: unit.now,
-        closeReason: reason,
-        closedBy: actor,
-        revocationStatus: needsRevocation ? ("pending" as const) : ("not-needed" as const),
-      };
+      const done: GrantRecord[] = [];
+      for (const id of ids) {
+        const grant = await findGrant(unit.tx, id);
+        if (grant?.state !== "active") continue;
+        const effects = await listEffects(unit.tx, id);
+        const needsRevocation = effects.some((e) => e.state !== "closed");
+        const revocationStatus = needsRevocation ? ("pending" as const) : ("not-needed" as const);
+        if (
+          !(await closeGrant(unit.tx, id, {
+            state,
+            now: unit.now,
+            reason,
+            closedBy: actor,
+            revocationStatus,
+          }))
+        )
+          continue;
+        await transitionRequest(unit.tx, grant.requestId, ["active"], state, unit.now, {
+          closedReason: reason,
+        });
+        const request = await findRequest(unit.tx, grant.requestId);
+        await unit.audit({
+          type: state === "expired" ? "grant.expired" : "grant.revoked",
+          actor,
+          zone: grant.zone,
+          resource: grant.resource,
+          subject: id,
+          context: {
+            grant: id,
+            user: grant.user,
+            role: grant.role,
+            reason,
+            endsAt: new Date(grant.endsAt).toISOString(),
+            ...(request ? requestContext(request) : {}),
+          },
+        });
+        done.push({
+          ...grant,
+          state,
+          closedAt: unit.now,
+          closeReason: reason,
+          closedBy: actor,
+          revocationStatus,
+        });
+      }
+      return done;
     });
-    if (closed) {
-      deps.listener.closed(closed);
-      await revokeEffects(closed);
-    }
+    for (const grant of closed) deps.listener.closed(grant);
+    await revokeMany(closed);
     return closed;
   }
 
-  /**
-   * Takes issued access away and proves it is gone. On failure the grant stays `failed` with a
-   * next attempt time, an alert is raised, and the scheduler retries with backoff until it works.
-   */
-  async function revokeEffects(grant: GrantRecord): Promise<boolean> {
+  async function close(id: string, state: "expired" | "revoked", actor: string, reason: string) {
+    const [closed] = await closeMany([id], state, actor, reason);
+    return closed ?? null;
+  }
+
+  type Undone = { effect: GrantEffect; undone: Awaited<ReturnType<EffectRunner["undo"]>> };
+  type Outcome = { grant: GrantRecord; effects: GrantEffect[]; done: Undone[]; error: unknown };
+
+  /** Takes one grant's effects away on the targets; writes nothing. */
+  async function undoAll(grant: GrantRecord): Promise<Outcome> {
     const effects = (await listEffects(deps.db, grant.id)).filter((e) => e.state !== "closed");
+    const done: Undone[] = [];
     try {
       for (const effect of effects) {
         const undone = await deps.effects.undo(effect, grant);
@@ -183,72 +207,93 @@ export function createGrantService(deps: {
           "CONNECTOR_FAILED",
           `access on ${effect.resource} still works after revoking it`,
         );
-        await deps.inTransaction(async (unit) => {
-          await updateEffect(unit.tx, effect.id, { state: "closed", now: unit.now });
-          await unit.audit({
-            type: undone.auditType,
-            actor: "system:firebreak",
-            zone: grant.zone,
-            resource: effect.resource,
-            subject: grant.id,
-            context: { grant: grant.id, user: grant.user, role: grant.role, ...undone.auditContext },
-          });
-        });
+        done.push({ effect, undone });
       }
-      await deps.inTransaction(async (unit) => {
-        await setRevocation(unit.tx, grant.id, {
-          status: "verified",
-          attempts: grant.revocationAttempts + 1,
-          nextAt: null,
-        });
-        if (effects.length > 0) {
-          await unit.audit({
-            type: "revocation.verified",
-            actor: "system:firebreak",
-            zone: grant.zone,
-            resource: grant.resource,
-            subject: grant.id,
-            context: {
-              grant: grant.id,
-              user: grant.user,
-              role: grant.role,
-              resources: effects.map((e) => e.resource),
-            },
-          });
-        }
-      });
-      return true;
+      return { grant, effects, done, error: null };
     } catch (error) {
-      const attempts = grant.revocationAttempts + 1;
-      const delay = Math.min(1000 * 2 ** Math.min(attempts - 1, 20), MAX_RETRY_DELAY_MS);
-      const message = error instanceof FirebreakError ? error.message : "the connector failed";
-      await deps.inTransaction(async (unit) => {
-        await setRevocation(unit.tx, grant.id, { status: "failed", attempts, nextAt: unit.now + delay });
+      return { grant, effects, done, error: error ?? new Error("failed") };
+    }
+  }
+
+  /** Records one grant's outcome: what was undone, then verified — or the failure and when to retry. */
+  async function recordOutcome(unit: UnitOfWork, { grant, effects, done, error }: Outcome) {
+    for (const { effect, undone } of done) {
+      await updateEffect(unit.tx, effect.id, { state: "closed", now: unit.now });
+      await unit.audit({
+        type: undone.auditType,
+        actor: "system:firebreak",
+        zone: grant.zone,
+        resource: effect.resource,
+        subject: grant.id,
+        context: { grant: grant.id, user: grant.user, role: grant.role, ...undone.auditContext },
+      });
+    }
+    const attempts = grant.revocationAttempts + 1;
+    if (!error) {
+      await setRevocation(unit.tx, grant.id, { status: "verified", attempts, nextAt: null });
+      if (effects.length > 0) {
         await unit.audit({
-          type: "alert.raised",
+          type: "revocation.verified",
           actor: "system:firebreak",
           zone: grant.zone,
           resource: grant.resource,
           subject: grant.id,
           context: {
-            alert: "revocation-failed",
             grant: grant.id,
             user: grant.user,
-            attempts,
-            retryInSeconds: Math.round(delay / 1000),
-            message,
+            role: grant.role,
+            resources: effects.map((e) => e.resource),
           },
         });
-      });
-      return false;
+      }
+      return;
     }
+    const delay = Math.min(1000 * 2 ** Math.min(attempts - 1, 20), MAX_RETRY_DELAY_MS);
+    const message = error instanceof FirebreakError ? error.message : "the connector failed";
+    await setRevocation(unit.tx, grant.id, { status: "failed", attempts, nextAt: unit.now + delay });
+    await unit.audit({
+      type: "alert.raised",
+      actor: "system:firebreak",
+      zone: grant.zone,
+      resource: grant.resource,
+      subject: grant.id,
+      context: {
+        alert: "revocation-failed",
+        grant: grant.id,
+        user: grant.user,
+        attempts,
+        retryInSeconds: Math.round(delay / 1000),
+        message,
+      },
+    });
+  }
+
+  /**
+   * Takes issued access away and proves it is gone, for several grants side by side; the outcomes
+   * are recorded together in one transaction. A failure leaves the grant `failed` with a next
+   * attempt time and an alert; the scheduler retries with backoff until it works.
+   */
+  async function revokeMany(grants: readonly GrantRecord[]): Promise<boolean[]> {
+    if (grants.length === 0) return [];
+    const outcomes = await inParallel(grants, REVOKE_CONCURRENCY, undoAll);
+    await deps.inTransaction(async (unit) => {
+      for (const outcome of outcomes) await recordOutcome(unit, outcome);
+    });
+    return outcomes.map((o) => !o.error);
+  }
+
+  async function revokeEffects(grant: GrantRecord): Promise<boolean> {
+    const [ok] = await revokeMany([grant]);
+    return ok ?? false;
   }
 
   return {
     canSee,
     load,
     close,
+    closeMany,
     revokeEffects,
+    revokeMany,
     issueEffects,
 
     /** Activation: the requester, an approved request, a fresh factor when policy names factors. */

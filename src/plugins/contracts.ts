@@ -1,4 +1,5 @@
-import type { ResourceConfig, ResourceType } from "../config/schema.js";
+import type { SinkRecord } from "../audit/analyst-view.js";
+import type { AuditSinkConfig, ResourceConfig, ResourceType, SinkType } from "../config/schema.js";
 
 /**
  * The four kinds of plug-in, one contract each. A registry is typed `Record<Kind, Contract>` so a
@@ -97,22 +98,59 @@ export interface PathSpec {
   endsAt: number;
 }
 
-/** A network enforcer opens and closes the paths that grants need. */
+/**
+ * A network enforcer opens and closes the paths that grants need. `open` returns the path's rule
+ * identity (audited with `flow.opened`) and what is safe to record about it; `close` resolves only
+ * once the path is gone, and throws while it may still be open, so the grant's revocation is
+ * retried and alerted until it is. Both must be idempotent per grant id.
+ */
 export interface NetworkEnforcer {
   readonly kind: EnforcerKind;
-  open(path: PathSpec): Promise<{ ruleId: string }>;
-  close(grantId: string): Promise<void>;
+  open(path: PathSpec): Promise<{ ruleId: string; detail?: Record<string, unknown> }>;
+  close(grantId: string): Promise<void | { detail?: Record<string, unknown> }>;
 }
-export type EnforcerKind = "log";
+/** `log` records only; `agent`: agents enforce the published desired state; `nftables`: this server does. */
+export type EnforcerKind = "log" | "agent" | "nftables";
 
-/** A sink receives committed audit events, in order, at least once. */
+/** What every enforcer factory may use. */
+export interface EnforcerDeps {
+  /** The published desired network state: announce a change, wait for the agents to apply it. */
+  enforcement: {
+    changed(): void;
+    waitOpen(grantId: string, timeoutMs: number): Promise<{ confirmed: string[]; pending: string[] }>;
+    waitClosed(grantId: string, timeoutMs: number): Promise<{ confirmed: string[]; pending: string[] }>;
+  };
+  /** How long opening or closing a path waits for agents to confirm. */
+  confirmTimeoutMs?: number;
+}
+
+/**
+ * A sink delivers committed audit events to one receiver. `deliver` gets records in seq order and
+ * resolves only once the receiver has all of them, as far as its transport can tell; otherwise it
+ * throws (a `SinkDeliveryError` says how many leading records did arrive). It honours `signal`,
+ * which aborts a delivery that takes too long. Delivery is at least once: after a failure or a
+ * restart the same event may arrive again, with the same id, for the receiver to de-duplicate.
+ */
 export interface AuditSink {
   readonly kind: SinkKind;
-  deliver(
-    events: readonly { seq: number; id: string; type: string; [key: string]: unknown }[],
-  ): Promise<void>;
+  /** Where it delivers, printable and free of secrets: `tcp+tls://siem.internal:6514`. */
+  readonly target: string;
+  deliver(records: readonly SinkRecord[], signal: AbortSignal): Promise<void>;
+  /** Releases connections and files. */
+  close(): Promise<void>;
 }
-export type SinkKind = "file" | "syslog" | "splunk-hec" | "webhook";
+export type SinkKind = SinkType;
+
+/** What every sink factory may use. */
+export interface SinkDeps {
+  /** Resolves a secret reference (`env:`/`file:`) from the configuration. */
+  secret(ref: string): string;
+  /** The HOSTNAME and PROCID syslog messages carry. */
+  hostname: string;
+  procId: string;
+  now(): number;
+}
+export type SinkFactory = (config: AuditSinkConfig, deps: SinkDeps) => AuditSink;
 
 /** A normalised incident signal from an outside system. */
 export interface IncidentSignal {

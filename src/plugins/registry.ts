@@ -1,3 +1,8 @@
+import { createAgentEnforcer } from "../agent/agent.enforcer.js";
+import { createFileSink } from "../audit/sinks/file.sink.js";
+import { createSplunkHecSink } from "../audit/sinks/splunk-hec.sink.js";
+import { createSyslogSink } from "../audit/sinks/syslog.sink.js";
+import { createWebhookSink } from "../audit/sinks/webhook.sink.js";
 import type { ResourceType } from "../config/schema.js";
 import { createLogConnector, type LogConnectorRecord } from "../connectors/log/log.connector.js";
 import { createMariadbConnector } from "../connectors/mariadb/mariadb.connector.js";
@@ -7,10 +12,13 @@ import { FirebreakError } from "../errors.js";
 import type {
   ConnectorDeps,
   CredentialConnector,
+  EnforcerDeps,
   EnforcerKind,
   IssueContext,
   NetworkEnforcer,
   RevokeContext,
+  SinkFactory,
+  SinkKind,
 } from "./contracts.js";
 
 /**
@@ -38,19 +46,33 @@ export type ConnectorRegistry = Record<ResourceType, CredentialConnector>;
 /** The one place that maps each resource type to its connector. */
 export function createConnectorRegistry(
   deps: ConnectorDeps & { onRecord?: (record: LogConnectorRecord) => void },
+  made: { ssh: CredentialConnector },
 ): ConnectorRegistry {
   return {
     log: createLogConnector({ onRecord: deps.onRecord }),
     postgres: createPostgresConnector(deps),
     mariadb: createMariadbConnector(deps),
-    ssh: unavailableConnector("ssh"),
+    ssh: made.ssh,
     http: unavailableConnector("http"),
   };
 }
 
-export type EnforcerRegistry = Record<EnforcerKind, () => NetworkEnforcer>;
+export type EnforcerRegistry = Record<EnforcerKind, (deps: EnforcerDeps) => NetworkEnforcer>;
 
 /** The one place that maps each enforcer kind to its implementation. */
 export const enforcerRegistry: EnforcerRegistry = {
-  log: createLogEnforcer,
+  log: () => createLogEnforcer(),
+  agent: (deps) => createAgentEnforcer({ kind: "agent", ...deps }),
+  // The server runs the nftables agent loop itself; opening and closing wait for it like for any agent.
+  nftables: (deps) => createAgentEnforcer({ kind: "nftables", ...deps }),
+};
+
+export type SinkRegistry = Record<SinkKind, SinkFactory>;
+
+/** The one place that maps each audit sink type to its implementation. */
+export const sinkRegistry: SinkRegistry = {
+  file: createFileSink,
+  syslog: createSyslogSink,
+  "splunk-hec": createSplunkHecSink,
+  webhook: createWebhookSink,
 };

@@ -1,7 +1,11 @@
 import type { FastifyInstance } from "fastify";
+import { createEnforcement, type EnforcementOptions } from "../agent/enforcement.js";
 import { createAuditRoutes } from "../audit/audit.routes.js";
 import { createAuditService } from "../audit/audit.service.js";
 import { resolveSecret } from "../config/secrets.js";
+import { loadRevocations, saveRevocations } from "../connectors/ssh/revocation.repo.js";
+import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
+import { createSshRoutes } from "../connectors/ssh/ssh.routes.js";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
@@ -14,13 +18,19 @@ import { createGrantService, type GrantListener } from "../grants/grant.service.
 import { createReconciler } from "../grants/reconciler.js";
 import { registerConsole } from "../http/console.js";
 import { createHttpServer } from "../http/server.js";
+import { createIdentityRoutes } from "../identity/oidc.routes.js";
+import { createOidcService } from "../identity/oidc.service.js";
+import { presentedCredential } from "../identity/session.cookies.js";
+import { createSessionService } from "../identity/session.service.js";
+import { identitySettings } from "../identity/settings.js";
 import { createNotifier } from "../notify/notifier.js";
-import { createConnectorRegistry, enforcerRegistry } from "../plugins/registry.js";
+import { createConnectorRegistry } from "../plugins/registry.js";
 import { type AccessIndex, createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
 import { createRequestService, suggestedApprovers } from "../requests/request.service.js";
 import { createKeyStore } from "../secrets/key-store.js";
 import { createSecretBox, loadMasterKeys } from "../secrets/secret-box.js";
+import { createSegmentationRoutes } from "../segmentation/segmentation.routes.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
 import { createTransactionRunner } from "../shared/transaction.js";
@@ -44,6 +54,8 @@ export interface AppOptions {
   production?: boolean;
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
+  /** How grants' network paths are enforced (default: recorded only, by the `log` enforcer). */
+  enforcement?: EnforcementOptions;
   log?: {
     info(message: string, fields?: Record<string, unknown>): void;
     error(message: string, fields?: Record<string, unknown>): void;
@@ -103,12 +115,27 @@ export async function createApp(options: AppOptions) {
     production: options.production ?? false,
   });
   const box = createSecretBox(keys.current, keys.previous);
-  const connectors = createConnectorRegistry({
+  const connectorDeps = {
     secret: (ref: string) => resolveSecret(ref as never, env),
     keys: createKeyStore({ db, box, now: () => clock.now() }),
     now: () => clock.now(),
+  };
+  const ssh = createSshConnector({
+    ...connectorDeps,
+    publishRevocations: (zone, _krl, revoked) => saveRevocations(db, zone, revoked),
+    loadRevocations: (zone) => loadRevocations(db, zone),
   });
-  const enforcer = enforcerRegistry.log();
+  const connectors = createConnectorRegistry(connectorDeps, { ssh });
+  const enforcement = createEnforcement({
+    db,
+    clock,
+    inTransaction,
+    bus,
+    config: () => current().config,
+    options: options.enforcement,
+    log,
+  });
+  const enforcer = enforcement.enforcer;
   const effects = createEffectRunner({ connectors, enforcer, config: () => current().config });
   let scheduler: ReturnType<typeof createExpiryScheduler>;
   const listener: GrantListener = {
@@ -141,6 +168,22 @@ export async function createApp(options: AppOptions) {
       log.error("scheduler pass failed", { error: error instanceof Error ? error.message : String(error) }),
   });
   const audit = createAuditService({ db });
+  const sessions = createSessionService({
+    db,
+    clock,
+    inTransaction,
+    config: () => current().config,
+    users,
+    // The access index learns an OIDC user's groups as the provider reports them at each sign-in.
+    onSignedIn: (user, groups) => access.setUser(user, groups),
+  });
+  const oidc = createOidcService({
+    config: () => current().config,
+    clock,
+    box,
+    secret: (ref) => resolveSecret(ref, env),
+    log,
+  });
   const factors = createFactorService({
     db,
     clock,
@@ -192,11 +235,20 @@ export async function createApp(options: AppOptions) {
   const routes = [
     ...createSystemRoutes({ db, runtime, ready: () => ready }),
     ...createUserRoutes({ users }),
+    ...createIdentityRoutes({ oidc, sessions, config: () => current().config }),
     ...createRequestRoutes({ db, clock, requests, grants, factors, config: () => current().config }),
     ...createFactorRoutes({ factors }),
     ...createGrantRoutes({ clock, grants }),
     ...createDecisionRoutes({ db, clock, current, users, signals, access: () => access }),
     ...createZoneRoutes({ current, signals }),
+    ...createSshRoutes({ ssh, current }),
+    ...createSegmentationRoutes({
+      clock,
+      config: () => current().config,
+      desired: () => enforcement.service.desired(),
+      sourceZoneOf: (address) => current().sourceZoneOf(address),
+    }),
+    ...enforcement.routes,
     ...createSignalRoutes({ signals }),
     ...createAuditRoutes({ audit, bus }),
   ];
@@ -206,10 +258,9 @@ export async function createApp(options: AppOptions) {
     trustProxy: (address: string) => isTrustedProxy(current().config.server?.trustedProxies ?? [], address),
     version: VERSION,
     log,
-    authenticate: (request) => {
-      const header = request.headers.authorization;
-      return users.authenticate(header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined);
-    },
+    // A bearer token, or the console's session cookie (with its CSRF check on state-changing methods).
+    authenticate: async (request) =>
+      users.authenticate(presentedCredential(request, identitySettings(current().config)).token),
   });
   registerConsole(http);
 
@@ -217,12 +268,25 @@ export async function createApp(options: AppOptions) {
     http,
     db,
     clock,
-    services: { users, signals, requests, grants, audit, scheduler, runtime, reconcile, connectors, factors },
+    services: {
+      users,
+      signals,
+      requests,
+      grants,
+      audit,
+      scheduler,
+      runtime,
+      reconcile,
+      connectors,
+      factors,
+      enforcement: enforcement.service,
+    },
     access: () => access,
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
     async start(listen: { host: string; port: number } | null) {
       const admin = await users.bootstrapAdmin();
       await runtime.recordStartup();
+      await enforcement.start();
       await scheduler.start();
       await reconcile();
       reconcileTimer = setInterval(() => {
@@ -242,6 +306,7 @@ export async function createApp(options: AppOptions) {
       if (reconcileTimer) clearInterval(reconcileTimer);
       await http.close();
       await scheduler.stop();
+      await enforcement.stop();
       await notifier.drain();
       await Promise.all(Object.values(connectors).map((c) => c.close()));
       await handle.close();

@@ -13,6 +13,8 @@ import { scramVerifier } from "./scram.js";
 /** Every login role Firebreak creates starts with this (or the resource's `namePrefix`); the reconciler looks for nothing else. */
 export const DEFAULT_PREFIX = "fb_";
 const MAX_IDENTIFIER_BYTES = 63;
+/** The only role names this connector creates, and so the only ones it will close. */
+const SAFE_ROLE = /^[a-z][a-z0-9_]{0,62}$/;
 
 /**
  * The login role for one grant: `fb_<user>_<grant id>`, lowercase letters, digits and `_` only,
@@ -123,33 +125,37 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
     }
   }
 
+  /**
+   * Closes a login role in one round trip: a DO block that, if the role exists, sets NOLOGIN (no
+   * new sessions), terminates its sessions, reassigns or drops what it owns and drops it — one
+   * transaction, so a failure leaves the role as it was. Then waits (bounded) for the terminated
+   * backends to exit, so verification sees them gone.
+   */
   async function closeRole(client: pg.PoolClient, role: string, resource: ResourceConfig) {
-    const exists = await client.query("select 1 from pg_roles where rolname = $1", [role]);
-    if (exists.rowCount === 0) return;
-    const id = pg.escapeIdentifier(role);
-    // No new sessions from here on, then cut the ones already open.
-    await client.query(`ALTER ROLE ${id} NOLOGIN`);
-    await client.query(
-      "select pg_terminate_backend(pid) from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
-      [role],
-    );
-    // Terminated backends take a moment to exit; wait (bounded) so verification sees them gone.
+    if (!SAFE_ROLE.test(role)) {
+      throw new FirebreakError(
+        "CONNECTOR_FAILED",
+        "refusing to close a role whose name Firebreak could not have created",
+      );
+    }
+    const name = pg.escapeLiteral(role);
+    const reassign =
+      resource.ownedObjects === "reassign" && resource.reassignTo
+        ? `EXECUTE format('REASSIGN OWNED BY %I TO %I', ${name}, ${pg.escapeLiteral(resource.reassignTo)});`
+        : "";
+    await client.query(`DO $fb$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${name}) THEN
+    EXECUTE format('ALTER ROLE %I NOLOGIN', ${name});
+    PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${name} AND pid <> pg_backend_pid();
+    ${reassign}
+    EXECUTE format('DROP OWNED BY %I', ${name});
+    EXECUTE format('DROP ROLE %I', ${name});
+  END IF;
+END $fb$`);
     for (let waited = 0; waited < 40; waited++) {
       const left = await client.query("select 1 from pg_stat_activity where usename = $1", [role]);
       if (left.rowCount === 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await client.query("BEGIN");
-    try {
-      if (resource.ownedObjects === "reassign" && resource.reassignTo) {
-        await client.query(`REASSIGN OWNED BY ${id} TO ${pg.escapeIdentifier(resource.reassignTo)}`);
-      }
-      await client.query(`DROP OWNED BY ${id}`);
-      await client.query(`DROP ROLE ${id}`);
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw error;
+      await new Promise((r) => setTimeout(r, 25));
     }
   }
 
@@ -209,11 +215,11 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
 
     async verifyRevoked(context: RevokeContext) {
       return withClient(context.resourceName, context.resource, "check the login role", async (client) => {
-        const role = await client.query("select 1 from pg_roles where rolname = $1", [context.externalId]);
-        const sessions = await client.query("select 1 from pg_stat_activity where usename = $1", [
-          context.externalId,
-        ]);
-        return role.rowCount === 0 && sessions.rowCount === 0;
+        const left = await client.query<{ n: number }>(
+          "select (select count(*) from pg_roles where rolname = $1) + (select count(*) from pg_stat_activity where usename = $1) as n",
+          [context.externalId],
+        );
+        return Number(left.rows[0]?.n) === 0;
       });
     },
 

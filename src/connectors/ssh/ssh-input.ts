@@ -63,7 +63,8 @@ function wireFields(blob: Buffer): Buffer[] | null {
 export function parsePublicKey(text: unknown): ParsedPublicKey {
   if (typeof text !== "string" || text.trim() === "") refuse("an SSH public key is required");
   if (text.length > MAX_PUBLIC_KEY_LENGTH) refuse("the SSH public key is too long");
-  const trimmed = text.trim();
+  // Only ASCII whitespace is trimmed (String.trim would also drop U+2028 and friends, hiding them).
+  const trimmed = text.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
   if (!/^[\x20-\x7e]+$/.test(trimmed)) {
     refuse("the SSH public key must be a single line of printable ASCII");
   }

@@ -51,6 +51,17 @@ export async function up(db: Kysely<any>): Promise<void> {
     .columns(["user_name", "purpose"])
     .execute();
 
+  // Certificates revoked before their end, per zone: the key revocation list hosts read is built
+  // from this set, so it survives restarts.
+  await db.schema
+    .createTable("ssh_revocations")
+    .addColumn("zone", "varchar(63)", (c) => c.notNull())
+    .addColumn("serial", "varchar(32)", (c) => c.notNull())
+    .addColumn("key_id", "varchar(128)")
+    .addColumn("valid_before", "bigint")
+    .addPrimaryKeyConstraint("ssh_revocations_pk", ["zone", "serial"])
+    .execute();
+
   // When approvers are reminded of a pending request, before it lapses; null once reminded.
   await db.schema.alterTable("requests").addColumn("remind_at", "bigint").execute();
   await db.schema.createIndex("requests_remind_at").on("requests").column("remind_at").execute();
@@ -60,6 +71,6 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropIndex("requests_remind_at").execute();
   await db.schema.alterTable("requests").dropColumn("remind_at").execute();
-  for (const table of ["webauthn_challenges", "factor_presentations", "mfa_factors"])
+  for (const table of ["ssh_revocations", "webauthn_challenges", "factor_presentations", "mfa_factors"])
     await db.schema.dropTable(table).execute();
 }

@@ -1,0 +1,62 @@
+import { FirebreakError } from "../errors.js";
+import type { Client } from "./client.js";
+
+interface AuthConfig {
+  oidc: { enabled: boolean; deviceStartUrl: string | null };
+}
+interface DeviceStart {
+  handle: string;
+  userCode: string;
+  verificationUri: string;
+  verificationUriComplete: string | null;
+  interval: number;
+  expiresAt: string;
+}
+type DevicePoll =
+  | { status: "pending"; interval: number }
+  | { status: "complete"; user: string; groups: string[]; token: string; expiresAt: string };
+
+export interface DeviceLoginResult {
+  user: string;
+  groups: string[];
+  token: string;
+  expiresAt: string;
+}
+
+const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `firebreak login` without a token: the server brokers a device sign-in at the identity provider
+ * (so the CLI needs no client secret), the person confirms the code in any browser, and the CLI
+ * polls the server at the pace the provider sets until it hands over a session token.
+ */
+export async function deviceLogin(deps: {
+  client: Client;
+  /** Tells the person what to open and which code to confirm. */
+  instruct: (text: string, start: { verificationUri: string; userCode: string }) => void;
+  sleep?: (ms: number) => Promise<void>;
+}): Promise<DeviceLoginResult> {
+  const sleep = deps.sleep ?? sleepFor;
+  const config = await deps.client.get<AuthConfig>("/v1/auth/config");
+  if (!config.oidc.enabled) {
+    throw new FirebreakError(
+      "OIDC_NOT_CONFIGURED",
+      `${deps.client.url} has no OIDC sign-in configured; use 'firebreak login --token <token>' with a token from an administrator`,
+    );
+  }
+  const started = await deps.client.post<DeviceStart>("/v1/auth/oidc/device/start", {});
+  const open = started.verificationUriComplete ?? started.verificationUri;
+  deps.instruct(
+    `To sign in, open this address in a browser:\n\n  ${open}\n\nand check that it shows the code ${started.userCode}. Waiting (until ${started.expiresAt})…`,
+    { verificationUri: open, userCode: started.userCode },
+  );
+  let interval = Math.max(1, started.interval);
+  for (;;) {
+    await sleep(interval * 1000);
+    const polled = await deps.client.post<DevicePoll>("/v1/auth/oidc/device/poll", {
+      handle: started.handle,
+    });
+    if (polled.status === "complete") return polled;
+    interval = Math.max(interval, polled.interval);
+  }
+}
