@@ -1,5 +1,15 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { FirebreakError } from "../errors.js";
 
@@ -138,7 +148,18 @@ export function loadMasterKeys(options: {
   }
   const key = randomBytes(32);
   mkdirSync(dirname(options.keyFile), { recursive: true, mode: 0o700 });
-  writeFileSync(options.keyFile, `${key.toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+  // Written whole to a private temporary file, then linked into place: several processes starting
+  // at once agree on one key (the link fails for all but the first) and none reads a half-written file.
+  const temporary = `${options.keyFile}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(temporary, `${key.toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+  try {
+    linkSync(temporary, options.keyFile);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    return { current: decodeMasterKey(readFileSync(options.keyFile, "utf8")), previous };
+  } finally {
+    unlinkSync(temporary);
+  }
   chmodSync(options.keyFile, 0o600);
   return { current: key, previous };
 }
