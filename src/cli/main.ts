@@ -12,6 +12,7 @@ import {
   registerSegmentationCommands,
 } from "../segmentation/segmentation.cli.js";
 import { VERSION } from "../version.js";
+import { registerAuditStreamCommands } from "./audit-stream.js";
 import { ApiError, createClient, deleteCredentials, writeCredentials } from "./client.js";
 import { connectWith } from "./connect.js";
 import { runDemo } from "./demo.js";
@@ -728,23 +729,7 @@ export function buildProgram(): Command {
     });
 
   const audit = program.command("audit").description("read and verify the audit chain");
-  audit
-    .command("verify")
-    .description("recompute the hash chain: OK with the count, or the first broken link")
-    .action(async () => {
-      const result = await (await client(globals())).get<{
-        ok: boolean;
-        count: number;
-        firstBadSeq: number | null;
-        reason: string | null;
-      }>("/v1/audit/verify");
-      emit(result, () =>
-        result.ok
-          ? `OK: ${result.count} events, chain intact`
-          : `BROKEN at seq ${result.firstBadSeq}: ${result.reason}`,
-      );
-      if (!result.ok) process.exitCode = 1;
-    });
+  registerAuditStreamCommands(audit, segmentationContext);
   audit
     .command("tail")
     .description("show the newest events")

@@ -116,6 +116,8 @@ describe("loadConfigText", () => {
     // payments-app's only resource (ssh) has no 'read' role: worth saying, not worth refusing.
     expect(result.warnings.map(formatIssue)).toEqual([
       "firebreak.yaml:28:45: standing[0].role: no resource in zone 'payments-app' defines role 'read'; roles defined there: operator; the binding grants nothing on them",
+      // The example names no public URL, so only terminals could sign in through its provider.
+      "firebreak.yaml:45:9: identity.oidc: browser sign-in needs server.publicUrl (or identity.oidc.redirectUrl) to know where the provider sends people back; until then only 'firebreak login' (device flow) works",
     ]);
     expect(result.digest).toMatch(/^[0-9a-f]{64}$/);
     const policy = result.config.breakGlass?.[0];

@@ -519,7 +519,7 @@ function checkReferences(raw: unknown, report: Reporter): void {
     }
   };
 
-  for (const name of ["administrators", "auditors"] as const) {
+  for (const name of ["administrators", "auditors", "agents"] as const) {
     each(raw[name], (ref, index) => principal([name, index], ref));
   }
 
@@ -661,6 +661,17 @@ function checkReferences(raw: unknown, report: Reporter): void {
     }
     secretFree(["audit", "sinks", index, "url"], sink.url);
   });
+
+  // The redirect URL registered with the provider is derived from the public URL when not given;
+  // without either, terminals can still sign in (device flow) but browsers cannot.
+  const identity = isRaw(raw.identity) ? raw.identity : {};
+  const server = isRaw(raw.server) ? raw.server : {};
+  if (isRaw(identity.oidc) && identity.oidc.redirectUrl === undefined && server.publicUrl === undefined) {
+    warn(
+      ["identity", "oidc"],
+      "browser sign-in needs server.publicUrl (or identity.oidc.redirectUrl) to know where the provider sends people back; until then only 'firebreak login' (device flow) works",
+    );
+  }
 }
 
 /**

@@ -465,7 +465,9 @@ export const oidcSchema = z.strictObject({
   groupMap: z
     .record(z.string().min(1).max(256), z.union([groupNameSchema, z.array(groupNameSchema).max(50)]))
     .optional()
-    .describe("Provider group -> Firebreak group(s); unmapped groups are kept only when they are valid names"),
+    .describe(
+      "Provider group -> Firebreak group(s); unmapped groups are kept only when they are valid names",
+    ),
   allowedGroups: z
     .array(groupNameSchema)
     .optional()
@@ -479,6 +481,14 @@ export const configSchema = z.strictObject({
   administrators: z.array(principalRefSchema).optional(),
   /** Principals who may read every request, grant and audit event, and review break-glass uses. */
   auditors: z.array(principalRefSchema).optional(),
+  /**
+   * Principals (usually one service user per agent) that may read the desired network state and
+   * report what they applied: `firebreak agent` runs with such a user's token, not an administrator's.
+   */
+  agents: z
+    .array(principalRefSchema)
+    .optional()
+    .describe("Principals that may follow the desired network state as enforcement agents"),
   directory: z
     .strictObject({
       users: z.record(
@@ -530,6 +540,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** The address people use for the console, for links in notifications and audit events. */
       publicUrl: z.url().optional(),
+      /** When set, `GET /metrics` requires `Authorization: Bearer <this token>`. */
+      metricsToken: secretRefSchema.optional(),
       /**
        * Proxies whose X-Forwarded-For is believed (CIDRs). From anyone else the header is ignored and
        * the connection's own address decides the source zone.

@@ -1,7 +1,12 @@
+import { hostname } from "node:os";
 import type { FastifyInstance } from "fastify";
 import { createEnforcement, type EnforcementOptions } from "../agent/enforcement.js";
 import { createAuditRoutes } from "../audit/audit.routes.js";
 import { createAuditService } from "../audit/audit.service.js";
+import { createCheckpointer, createCheckpointSchedule, createSigningKeyHolder } from "../audit/checkpoint.js";
+import { createAuditDelivery } from "../audit/delivery.js";
+import { createDeliveryRoutes } from "../audit/delivery.routes.js";
+import { createRelatedLookup } from "../audit/related.js";
 import { resolveSecret } from "../config/secrets.js";
 import { loadRevocations, saveRevocations } from "../connectors/ssh/revocation.repo.js";
 import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
@@ -23,8 +28,10 @@ import { createOidcService } from "../identity/oidc.service.js";
 import { presentedCredential } from "../identity/session.cookies.js";
 import { createSessionService } from "../identity/session.service.js";
 import { identitySettings } from "../identity/settings.js";
+import { createMetrics } from "../metrics/metrics.js";
+import { createMetricsRoutes } from "../metrics/metrics.routes.js";
 import { createNotifier } from "../notify/notifier.js";
-import { createConnectorRegistry } from "../plugins/registry.js";
+import { createConnectorRegistry, sinkRegistry } from "../plugins/registry.js";
 import { type AccessIndex, createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
 import { createRequestService, suggestedApprovers } from "../requests/request.service.js";
@@ -65,6 +72,10 @@ export interface AppOptions {
 const quietLog = { info() {}, error() {} };
 /** How often the reconciler looks for stale privilege on the targets. */
 const RECONCILE_INTERVAL_MS = 60_000;
+/** How often the chain's head is signed when `audit.checkpoint.interval` is not set. */
+const CHECKPOINT_INTERVAL_MS = 5 * 60_000;
+/** How long shutdown waits for the sinks to take the final checkpoint. */
+const SHUTDOWN_FLUSH_MS = 5_000;
 
 /**
  * The composition root: the one place that calls the factories and wires them together.
@@ -108,6 +119,7 @@ export async function createApp(options: AppOptions) {
     current,
     signals,
     sourceZoneOf: (address) => current().sourceZoneOf(address),
+    onDecision: (outcome, seconds) => metrics.observeDecision(outcome, seconds),
   });
   const keys = loadMasterKeys({
     env,
@@ -168,6 +180,56 @@ export async function createApp(options: AppOptions) {
       log.error("scheduler pass failed", { error: error instanceof Error ? error.message : String(error) }),
   });
   const audit = createAuditService({ db });
+  const logError = (message: string) => (error: unknown) =>
+    log.error(message, { error: error instanceof Error ? error.message : String(error) });
+  const signingKey = createSigningKeyHolder({
+    reference: () => current().config.audit?.signingKey,
+    secret: (ref) => resolveSecret(ref as never, env),
+    onError: logError("audit.signingKey cannot be used; checkpoints keep the previous key"),
+  });
+  signingKey.init();
+  const checkpointer = createCheckpointer({ inTransaction, signingKey: () => signingKey.current() });
+  const checkpoints = createCheckpointSchedule({
+    checkpointer,
+    intervalMs: () => current().config.audit?.checkpoint?.interval ?? CHECKPOINT_INTERVAL_MS,
+    onError: logError("could not write an audit checkpoint"),
+  });
+  const auditDelivery = createAuditDelivery({
+    db,
+    clock,
+    inTransaction,
+    bus,
+    registry: sinkRegistry,
+    sinkDeps: {
+      secret: (ref) => resolveSecret(ref as never, env),
+      hostname: hostname(),
+      procId: String(process.pid),
+      now: () => clock.now(),
+    },
+    related: createRelatedLookup(db),
+    config: () => ({
+      sinks: current().config.audit?.sinks ?? [],
+      delivery: current().config.audit?.delivery,
+    }),
+    publicUrl: () => current().config.server?.publicUrl ?? null,
+    log,
+    observer: {
+      delivered: (sink, lags) => metrics.observer.delivered(sink, lags),
+      failed: (sink) => metrics.observer.failed(sink),
+      deadLettered: (sink) => metrics.observer.deadLettered(sink),
+    },
+  });
+  const metrics = createMetrics({
+    db,
+    bus,
+    sinks: () => auditDelivery.status(),
+    onError: logError("a metric could not be observed"),
+  });
+  // Sinks follow configuration reloads (config.applied is published after the new one is in place).
+  bus.subscribe((event) => {
+    if (event.type === "config.applied")
+      auditDelivery.reconfigure().catch(logError("audit sinks could not follow the new configuration"));
+  });
   const sessions = createSessionService({
     db,
     clock,
@@ -251,6 +313,18 @@ export async function createApp(options: AppOptions) {
     ...enforcement.routes,
     ...createSignalRoutes({ signals }),
     ...createAuditRoutes({ audit, bus }),
+    ...createDeliveryRoutes({
+      delivery: auditDelivery,
+      checkpointer,
+      signingKey: () => signingKey.current(),
+    }),
+    ...createMetricsRoutes({
+      metrics,
+      token: () => {
+        const ref = current().config.server?.metricsToken;
+        return ref ? resolveSecret(ref, env) : null;
+      },
+    }),
   ];
   const http: FastifyInstance = createHttpServer({
     routes,
@@ -280,6 +354,9 @@ export async function createApp(options: AppOptions) {
       connectors,
       factors,
       enforcement: enforcement.service,
+      auditDelivery,
+      checkpointer,
+      metrics,
     },
     access: () => access,
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
@@ -287,6 +364,8 @@ export async function createApp(options: AppOptions) {
       const admin = await users.bootstrapAdmin();
       await runtime.recordStartup();
       await enforcement.start();
+      await auditDelivery.start();
+      checkpoints.start();
       await scheduler.start();
       await reconcile();
       reconcileTimer = setInterval(() => {
@@ -308,6 +387,11 @@ export async function createApp(options: AppOptions) {
       await scheduler.stop();
       await enforcement.stop();
       await notifier.drain();
+      // The final checkpoint signs everything written, and the sinks get a few seconds to take it.
+      await checkpoints.stop();
+      await auditDelivery.flush(SHUTDOWN_FLUSH_MS).catch(logError("audit sinks could not be flushed"));
+      await auditDelivery.stop();
+      metrics.close();
       await Promise.all(Object.values(connectors).map((c) => c.close()));
       await handle.close();
     },

@@ -3,7 +3,7 @@ import type { Executor } from "../db/types.js";
 export interface StoredUser {
   name: string;
   groups: string[];
-  source: "local" | "bootstrap";
+  source: "local" | "bootstrap" | "oidc";
   isAdmin: boolean;
   createdAt: number;
 }
@@ -91,4 +91,37 @@ export async function findToken(db: Executor, id: string): Promise<StoredToken |
         revokedAt: row.revoked_at,
       }
     : null;
+}
+
+/** Replaces a user's stored groups (OIDC users: what the provider reported at the last sign-in). */
+export async function updateUserGroups(db: Executor, name: string, groups: string[]): Promise<void> {
+  await db
+    .updateTable("users")
+    .set({ groups_json: JSON.stringify(groups) })
+    .where("name", "=", name)
+    .execute();
+}
+
+/** Revokes one token; true when it was live (not already revoked). */
+export async function revokeToken(db: Executor, id: string, now: number): Promise<boolean> {
+  const result = await db
+    .updateTable("api_tokens")
+    .set({ revoked_at: now })
+    .where("id", "=", id)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** Revokes every live token of a user (neither revoked nor expired); returns the ids revoked. */
+export async function revokeTokensOfUser(db: Executor, userName: string, now: number): Promise<string[]> {
+  const revoked = await db
+    .updateTable("api_tokens")
+    .set({ revoked_at: now })
+    .where("user_name", "=", userName)
+    .where("revoked_at", "is", null)
+    .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
+    .returning("id")
+    .execute();
+  return revoked.map((row) => row.id).sort();
 }

@@ -52,11 +52,13 @@ export function createUserService(deps: {
     };
   }
 
+  /** Mints a token inside the caller's transaction; sessions pass an expiry, API tokens none. */
   async function mintToken(
     userName: string,
     label: string,
     now: number,
     tx: Parameters<typeof insertToken>[0],
+    expiresAt: number | null = null,
   ) {
     const id = randomBytes(8).toString("hex");
     const secret = randomBytes(32).toString("base64url");
@@ -66,33 +68,42 @@ export function createUserService(deps: {
       secretHash: hashSecret(secret),
       label,
       createdAt: now,
-      expiresAt: null,
+      expiresAt,
       revokedAt: null,
     });
     return { tokenId: id, token: `fbk_${id}.${secret}` };
   }
 
+  /** Checks a bearer token; the secret is compared by hash in constant time. */
+  async function verifyToken(
+    bearer: string | undefined,
+  ): Promise<{ principal: Principal; tokenId: string; expiresAt: number | null }> {
+    const match = bearer ? TOKEN_PATTERN.exec(bearer) : null;
+    assert(match, "UNAUTHENTICATED", "a valid bearer token is required");
+    const [, id, secret] = match as unknown as [string, string, string];
+    const stored = await findToken(deps.db, id);
+    const expected = Buffer.from(stored?.secretHash ?? "0".repeat(64), "hex");
+    const presented = Buffer.from(hashSecret(secret), "hex");
+    const same = timingSafeEqual(expected, presented);
+    const now = deps.clock.now();
+    assert(
+      stored && same && stored.revokedAt === null && (stored.expiresAt === null || stored.expiresAt > now),
+      "UNAUTHENTICATED",
+      "the token is unknown, expired or revoked",
+    );
+    const principal = await resolve(stored.userName);
+    assert(principal, "UNAUTHENTICATED", "the token's user no longer exists");
+    return { principal, tokenId: stored.id, expiresAt: stored.expiresAt };
+  }
+
   return {
     resolve,
+    mintToken,
+    verifyToken,
 
     /** Checks a bearer token; the secret is compared by hash in constant time. */
     async authenticate(bearer: string | undefined): Promise<Principal> {
-      const match = bearer ? TOKEN_PATTERN.exec(bearer) : null;
-      assert(match, "UNAUTHENTICATED", "a valid bearer token is required");
-      const [, id, secret] = match as unknown as [string, string, string];
-      const stored = await findToken(deps.db, id);
-      const expected = Buffer.from(stored?.secretHash ?? "0".repeat(64), "hex");
-      const presented = Buffer.from(hashSecret(secret), "hex");
-      const same = timingSafeEqual(expected, presented);
-      const now = deps.clock.now();
-      assert(
-        stored && same && stored.revokedAt === null && (stored.expiresAt === null || stored.expiresAt > now),
-        "UNAUTHENTICATED",
-        "the token is unknown, expired or revoked",
-      );
-      const principal = await resolve(stored.userName);
-      assert(principal, "UNAUTHENTICATED", "the token's user no longer exists");
-      return principal;
+      return (await verifyToken(bearer)).principal;
     },
 
     /**

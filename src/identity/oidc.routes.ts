@@ -1,0 +1,264 @@
+import type { FastifyReply } from "fastify";
+import { z } from "zod";
+import type { FirebreakConfig } from "../config/schema.js";
+import { type AnyRoute, defineRoute } from "../http/route.js";
+import { type OidcService, safeReturnPath } from "./oidc.service.js";
+import {
+  CSRF_HEADER,
+  clearedSessionCookies,
+  cookieNames,
+  csrfTokenFor,
+  loginCookie,
+  loginCookieOf,
+  presentedCredential,
+  sessionCookies,
+} from "./session.cookies.js";
+import type { SessionService } from "./session.service.js";
+import { identitySettings } from "./settings.js";
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function noStore(reply: FastifyReply) {
+  reply.header("cache-control", "no-store");
+}
+
+/**
+ * Sign-in and sessions over HTTP. The browser routes answer with redirects and cookies; the device
+ * routes answer JSON to the CLI. See NOTES.md for the session and CSRF design.
+ */
+export function createIdentityRoutes(deps: {
+  oidc: OidcService;
+  sessions: SessionService;
+  config: () => FirebreakConfig;
+}): AnyRoute[] {
+  const settings = () => identitySettings(deps.config());
+
+  return [
+    defineRoute({
+      method: "GET",
+      url: "/v1/auth/config",
+      summary:
+        "How to sign in here: whether OIDC is configured, where to start, and the session's CSRF names",
+      tag: "auth",
+      auth: "none",
+      reply: z.object({
+        oidc: z.object({
+          enabled: z.boolean(),
+          issuer: z.string().nullable(),
+          loginUrl: z.string().nullable(),
+          deviceStartUrl: z.string().nullable(),
+        }),
+        session: z.object({
+          lifetimeSeconds: z.number(),
+          csrfCookie: z.string(),
+          csrfHeader: z.string(),
+        }),
+      }),
+      handler: async () => {
+        const status = deps.oidc.status();
+        const current = settings();
+        return {
+          oidc: {
+            enabled: status.enabled,
+            issuer: status.issuer,
+            loginUrl: status.browser ? "/v1/auth/oidc/login" : null,
+            deviceStartUrl: status.enabled ? "/v1/auth/oidc/device/start" : null,
+          },
+          session: {
+            lifetimeSeconds: Math.floor(current.sessionLifetimeMs / 1000),
+            csrfCookie: cookieNames(current.secureCookies).csrf,
+            csrfHeader: CSRF_HEADER,
+          },
+        };
+      },
+    }),
+
+    defineRoute({
+      method: "GET",
+      url: "/v1/auth/methods",
+      summary: "Sign-in methods the console offers besides tokens (null when there is no browser sign-in)",
+      tag: "auth",
+      auth: "none",
+      reply: z.object({ oidc: z.object({ url: z.string(), label: z.string() }).nullable() }),
+      handler: async () => {
+        const status = deps.oidc.status();
+        return {
+          oidc:
+            status.browser && status.issuer
+              ? { url: "/v1/auth/oidc/login", label: `Sign in with ${new URL(status.issuer).host}` }
+              : null,
+        };
+      },
+    }),
+
+    defineRoute({
+      method: "GET",
+      url: "/v1/auth/oidc/login",
+      summary: "Start a browser sign-in: redirects to the identity provider (code flow with PKCE)",
+      tag: "auth",
+      auth: "none",
+      // `next` is the console's name for the same thing.
+      query: z.object({ returnTo: z.string().max(2000).optional(), next: z.string().max(2000).optional() }),
+      reply: z.object({}),
+      status: 302,
+      async handler({ query, reply }) {
+        const returnTo = safeReturnPath(query.returnTo ?? query.next);
+        const { redirectTo, cookie } = await deps.oidc.beginLogin(returnTo);
+        noStore(reply);
+        reply.header("set-cookie", loginCookie(cookie, settings()));
+        return reply.redirect(redirectTo, 302);
+      },
+    }),
+
+    defineRoute({
+      method: "GET",
+      url: "/v1/auth/oidc/callback",
+      summary: "Where the identity provider returns the browser; sets the session cookies and redirects",
+      tag: "auth",
+      auth: "none",
+      query: z.object({
+        code: z.string().max(4096).optional(),
+        state: z.string().max(4096).optional(),
+        error: z.string().max(200).optional(),
+      }),
+      reply: z.object({}),
+      status: 303,
+      async handler({ request, reply }) {
+        const current = settings();
+        const rawQuery = request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : "";
+        noStore(reply);
+        // The login cookie is single-use whatever the outcome.
+        const clearLogin = loginCookie("", current, 0);
+        let completed: Awaited<ReturnType<OidcService["completeLogin"]>>;
+        try {
+          completed = await deps.oidc.completeLogin(rawQuery, loginCookieOf(request, current));
+        } catch (error) {
+          reply.header("set-cookie", clearLogin);
+          throw error;
+        }
+        const signedIn = await deps.sessions.signIn(completed.identity, "browser", request.ip);
+        // The cookie lives as long as the session; the server alone decides when the token stops working.
+        reply.header("set-cookie", [
+          ...sessionCookies(signedIn.token, Math.floor(current.sessionLifetimeMs / 1000), current),
+          clearLogin,
+        ]);
+        const publicUrl = deps.config().server?.publicUrl?.replace(/\/+$/, "") ?? "";
+        return reply.redirect(`${publicUrl}${completed.returnTo}`, 303);
+      },
+    }),
+
+    defineRoute({
+      method: "POST",
+      url: "/v1/auth/oidc/device/start",
+      summary:
+        "Start a terminal sign-in (device authorization, brokered by the server): a code to enter in a browser",
+      tag: "auth",
+      auth: "none",
+      reply: z.object({
+        handle: z.string(),
+        userCode: z.string(),
+        verificationUri: z.string(),
+        verificationUriComplete: z.string().nullable(),
+        interval: z.number(),
+        expiresAt: z.string(),
+      }),
+      status: 201,
+      async handler({ reply }) {
+        noStore(reply);
+        const started = await deps.oidc.startDevice();
+        return { ...started, expiresAt: new Date(started.expiresAt).toISOString() };
+      },
+    }),
+
+    defineRoute({
+      method: "POST",
+      url: "/v1/auth/oidc/device/poll",
+      summary: "Poll a terminal sign-in; once approved the reply carries a session token, shown this once",
+      tag: "auth",
+      auth: "none",
+      body: z.strictObject({ handle: z.string().min(1).max(8192) }),
+      reply: z.discriminatedUnion("status", [
+        z.object({ status: z.literal("pending"), interval: z.number() }),
+        z.object({
+          status: z.literal("complete"),
+          user: z.string(),
+          groups: z.array(z.string()),
+          token: z.string(),
+          expiresAt: z.string(),
+        }),
+      ]),
+      async handler({ body, request, reply }) {
+        noStore(reply);
+        const polled = await deps.oidc.pollDevice(body.handle);
+        if (polled.status === "pending") return polled;
+        const signedIn = await deps.sessions.signIn(polled.identity, "device", request.ip);
+        return {
+          status: "complete" as const,
+          user: signedIn.user,
+          groups: signedIn.groups,
+          token: signedIn.token,
+          expiresAt: new Date(signedIn.expiresAt).toISOString(),
+        };
+      },
+    }),
+
+    defineRoute({
+      method: "GET",
+      url: "/v1/auth/session",
+      summary: "The caller's session: who, until when, and (for cookie sessions) the CSRF token to send",
+      tag: "auth",
+      auth: "user",
+      reply: z.object({
+        user: z.string(),
+        groups: z.array(z.string()),
+        isAdmin: z.boolean(),
+        isAuditor: z.boolean(),
+        via: z.enum(["bearer", "cookie"]),
+        expiresAt: z.string().nullable(),
+        csrfToken: z.string().nullable(),
+      }),
+      async handler({ request, reply }) {
+        noStore(reply);
+        const presented = presentedCredential(request, settings());
+        const { principal, expiresAt } = await deps.sessions.describe(presented.token);
+        return {
+          user: principal.name,
+          groups: principal.groups,
+          isAdmin: principal.isAdmin,
+          isAuditor: principal.isAuditor,
+          via: presented.via === "cookie" ? ("cookie" as const) : ("bearer" as const),
+          expiresAt: iso(expiresAt),
+          csrfToken: presented.via === "cookie" && presented.token ? csrfTokenFor(presented.token) : null,
+        };
+      },
+    }),
+
+    defineRoute({
+      method: "POST",
+      url: "/v1/auth/logout",
+      summary: "Revoke the credential this request presents (session cookie or bearer token)",
+      tag: "auth",
+      auth: "user",
+      reply: z.object({ user: z.string(), revoked: z.boolean() }),
+      async handler({ request, reply }) {
+        const current = settings();
+        const presented = presentedCredential(request, current);
+        const { user } = await deps.sessions.logout(presented.token);
+        noStore(reply);
+        if (presented.via === "cookie") reply.header("set-cookie", clearedSessionCookies(current));
+        return { user, revoked: true };
+      },
+    }),
+
+    defineRoute({
+      method: "POST",
+      url: "/v1/users/:name/tokens/revoke",
+      summary: "Revoke every token and session of a user (administrators)",
+      tag: "users",
+      auth: "user",
+      params: z.object({ name: z.string().min(1).max(128) }),
+      reply: z.object({ user: z.string(), revoked: z.number() }),
+      handler: async ({ principal, params }) => deps.sessions.revokeAll(principal, params.name),
+    }),
+  ];
+}
