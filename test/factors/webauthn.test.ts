@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
