@@ -199,6 +199,26 @@ export async function listAuditEvents(db: Executor, query: AuditListQuery = {}):
   });
 }
 
+/** The events with these seqs, in seq order; throws INTERNAL on a row that cannot be decoded. */
+export async function listAuditEventsBySeq(db: Executor, seqs: readonly number[]): Promise<AuditEvent[]> {
+  if (seqs.length === 0) return [];
+  const rows = await db
+    .selectFrom("audit_events")
+    .selectAll()
+    .where("seq", "in", [...seqs])
+    .orderBy("seq", "asc")
+    .execute();
+  return rows.map((row) => {
+    const event = decodeRow(row);
+    assert(
+      !("unreadable" in event),
+      "INTERNAL",
+      `audit event ${event.seq} cannot be read; run \`firebreak audit verify\``,
+    );
+    return event;
+  });
+}
+
 /**
  * Every event after `afterSeq`, in seq order, read a page at a time so memory stays flat however
  * long the log is. Rows that cannot be decoded are yielded as UnreadableRecord for verify to report.

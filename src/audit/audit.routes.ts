@@ -40,6 +40,7 @@ export function createAuditRoutes(deps: { audit: AuditService; bus: EventBus }):
       auth: "user",
       query: z.object({
         afterSeq: z.coerce.number().int().min(0).optional(),
+        beforeSeq: z.coerce.number().int().min(1).optional(),
         limit: z.coerce.number().int().min(1).max(1000).optional(),
         order: z.enum(["asc", "desc"]).optional(),
         type: z.string().max(64).optional(),
@@ -125,6 +126,8 @@ export function createAuditRoutes(deps: { audit: AuditService; bus: EventBus }):
           "cache-control": "no-store",
           connection: "keep-alive",
         });
+        // Sent at once so clients see the stream open before the first event or keep-alive.
+        out.write(": open\n\n");
         const send = (event: AuditEvent) => {
           if (event.seq <= cursor) return;
           cursor = event.seq;

@@ -31,7 +31,8 @@ const deps: ConnectorDeps = {
 
 function percentiles(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
-  const at = (f: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(f * sorted.length) - 1))] ?? Number.NaN;
+  const at = (f: number) =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(f * sorted.length) - 1))] ?? Number.NaN;
   return { p50: at(0.5), p99: at(0.99) };
 }
 
@@ -75,7 +76,14 @@ async function latency(name: string, connector: CredentialConnector, resource: R
       publicKey: null,
     });
     issue.push(performance.now() - start);
-    const context = { grantId, user: `bench${i}`, resourceName: "bench", resource, externalId: issued.externalId, detail: issued.detail };
+    const context = {
+      grantId,
+      user: `bench${i}`,
+      resourceName: "bench",
+      resource,
+      externalId: issued.externalId,
+      detail: issued.detail,
+    };
     const closeStart = performance.now();
     await connector.revoke(context);
     if (!(await connector.verifyRevoked(context))) throw new Error(`${name}: revocation did not verify`);
@@ -83,7 +91,9 @@ async function latency(name: string, connector: CredentialConnector, resource: R
   }
   const i = percentiles(issue);
   const r = percentiles(revoke);
-  console.log(`  ${name.padEnd(10)} issue p50 ${i.p50.toFixed(1)} ms  p99 ${i.p99.toFixed(1)} ms   revoke+verify p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms   (${runs} runs)`);
+  console.log(
+    `  ${name.padEnd(10)} issue p50 ${i.p50.toFixed(1)} ms  p99 ${i.p99.toFixed(1)} ms   revoke+verify p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms   (${runs} runs)`,
+  );
 }
 
 export async function runConnectorBenchmarks(): Promise<void> {
@@ -122,7 +132,9 @@ export async function runConnectorBenchmarks(): Promise<void> {
       await mariadb.close();
     }
 
-    console.log(`\n(issue 3) ${GRANTS} PostgreSQL grants expiring in the same second (${CONCURRENCY} closed at once)`);
+    console.log(
+      `\n(issue 3) ${GRANTS} PostgreSQL grants expiring in the same second (${CONCURRENCY} closed at once)`,
+    );
     const users = Array.from({ length: GRANTS }, (_, i) => `u${i}`);
     const configPath = join(dir, "bench.yaml");
     await writeFile(
@@ -149,7 +161,12 @@ breakGlass:
 `,
     );
     const clock = createManualClock(Date.now());
-    const app = await createApp({ configPath, databaseUrl: `sqlite:${join(dir, "fb.db")}`, clock, masterKeyFile: join(dir, "master.key") });
+    const app = await createApp({
+      configPath,
+      databaseUrl: `sqlite:${join(dir, "fb.db")}`,
+      clock,
+      masterKeyFile: join(dir, "master.key"),
+    });
     try {
       const { admin } = await app.start(null);
       const adminPrincipal = await app.services.users.authenticate(admin?.token);
@@ -157,7 +174,11 @@ breakGlass:
       const activateStart = performance.now();
       await pool(GRANTS, async (i) => {
         const principal = { name: users[i] as string, groups: ["sre"], isAdmin: false, isAuditor: false };
-        const request = await app.services.requests.create(principal, { zone: "db", role: "admin", durationMs: 600_000, reason: "benchmark" }, null);
+        const request = await app.services.requests.create(
+          principal,
+          { zone: "db", role: "admin", durationMs: 600_000, reason: "benchmark" },
+          null,
+        );
         await app.services.grants.activate(principal, request.id, null);
       });
       const activateSeconds = (performance.now() - activateStart) / 1000;
@@ -170,7 +191,9 @@ breakGlass:
         .select((eb) => eb.fn.countAll<number>().as("n"))
         .where("revocation_status", "=", "verified")
         .executeTakeFirstOrThrow();
-      const left = await withAdmin(database, (c) => c.query("select count(*)::int as n from pg_roles where rolname like 'bx\\_%'"));
+      const left = await withAdmin(database, (c) =>
+        c.query("select count(*)::int as n from pg_roles where rolname like 'bx\\_%'"),
+      );
 
       // The floor: the same statements on the same number of roles, straight through pg.
       const bare = new pg.Pool({ host: SOCKET, user: "postgres", database, max: 8 });
@@ -182,13 +205,17 @@ breakGlass:
       const dropStart = performance.now();
       await pool(GRANTS, async (i) => {
         await bare.query(`ALTER ROLE bare_${i} NOLOGIN`);
-        await bare.query("select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", [`bare_${i}`]);
+        await bare.query("select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", [
+          `bare_${i}`,
+        ]);
         await bare.query(`DROP OWNED BY bare_${i}`);
         await bare.query(`DROP ROLE bare_${i}`);
       });
       const bareDropSeconds = (performance.now() - dropStart) / 1000;
       await bare.end();
-      console.log(`  activation of ${GRANTS} grants (request + activate + CREATE ROLE): ${activateSeconds.toFixed(2)} s; bare CREATE ROLE x${GRANTS}: ${bareCreateSeconds.toFixed(2)} s`);
+      console.log(
+        `  activation of ${GRANTS} grants (request + activate + CREATE ROLE): ${activateSeconds.toFixed(2)} s; bare CREATE ROLE x${GRANTS}: ${bareCreateSeconds.toFixed(2)} s`,
+      );
       console.log(
         `  expiry to last verified close: ${expirySeconds.toFixed(2)} s (${Number(verified.n)} verified, ${left.rows[0].n} roles left); bare NOLOGIN+terminate+DROP x${GRANTS}: ${bareDropSeconds.toFixed(2)} s (${(expirySeconds / bareDropSeconds).toFixed(1)}x)`,
       );
@@ -198,8 +225,11 @@ breakGlass:
   } finally {
     await withAdmin("postgres", (c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
     await withAdmin("postgres", async (c) => {
-      const roles = await c.query<{ rolname: string }>("select rolname from pg_roles where rolname like 'bx\\_%' or rolname like 'bn\\_%' or rolname like 'bare\\_%' or rolname = 'bench_owner'");
-      for (const r of roles.rows) await c.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(r.rolname)}`).catch(() => {});
+      const roles = await c.query<{ rolname: string }>(
+        "select rolname from pg_roles where rolname like 'bx\\_%' or rolname like 'bn\\_%' or rolname like 'bare\\_%' or rolname = 'bench_owner'",
+      );
+      for (const r of roles.rows)
+        await c.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(r.rolname)}`).catch(() => {});
     });
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 import { runHttpBenchmarks } from "./http.bench.js";
 import { runPolicyBenchmarks } from "./policy.bench.js";
+import { runSegmentationBenchmarks } from "./segmentation.bench.js";
 
 /**
  * `npm run bench`: prints every benchmark with the peer it is compared with, measured in the same
@@ -7,3 +8,4 @@ import { runPolicyBenchmarks } from "./policy.bench.js";
  */
 await runPolicyBenchmarks();
 await runHttpBenchmarks();
+await runSegmentationBenchmarks();

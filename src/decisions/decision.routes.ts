@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { nameSchema } from "../config/schema.js";
 import type { Db } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { countBlockingOverdueReviews } from "../grants/grant.repo.js";
@@ -29,9 +30,9 @@ export function createDecisionRoutes(deps: {
       body: z
         .strictObject({
           user: z.string().min(1).max(128).optional(),
-          zone: z.string().min(1).max(63).optional(),
-          resource: z.string().min(1).max(63).optional(),
-          role: z.string().min(1).max(63),
+          zone: nameSchema.optional(),
+          resource: nameSchema.optional(),
+          role: nameSchema,
           duration: durationText.optional(),
           reason: z.string().max(2000).default(""),
           ticket: z.string().max(200).nullish(),
@@ -90,9 +91,9 @@ export function createDecisionRoutes(deps: {
       query: z
         .object({
           user: z.string().min(1).max(128),
-          zone: z.string().min(1).max(63).optional(),
-          resource: z.string().min(1).max(63).optional(),
-          role: z.string().min(1).max(63),
+          zone: nameSchema.optional(),
+          resource: nameSchema.optional(),
+          role: nameSchema,
         })
         .refine(
           (q) => (q.zone === undefined) !== (q.resource === undefined),

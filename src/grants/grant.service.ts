@@ -183,7 +183,8 @@ export function createGrantService(deps: {
       return done;
     });
     for (const grant of closed) deps.listener.closed(grant);
-    await revokeMany(closed);
+    // A grant that issued nothing keeps `not-needed`; the rest are taken away and verified.
+    await revokeMany(closed.filter((g) => g.revocationStatus === "pending"));
     return closed;
   }
 
@@ -533,8 +534,12 @@ export function createGrantService(deps: {
      * one transaction. A second fetch, or anyone else, is refused, and the refusal is audited.
      */
     async deliverCredential(principal: Principal, id: string) {
-      const grant = await load(principal, id);
-      const refuse = async (code: "FORBIDDEN" | "ALREADY_DELIVERED" | "INVALID_STATE", message: string) => {
+      const grant = await findGrant(deps.db, id);
+      if (!grant) throw new FirebreakError("NOT_FOUND", "no such grant");
+      const refuse = async (
+        code: "NOT_FOUND" | "FORBIDDEN" | "ALREADY_DELIVERED" | "INVALID_STATE",
+        message: string,
+      ) => {
         await deps.inTransaction((unit) =>
           unit.audit({
             type: "credential.delivery_refused",
@@ -547,6 +552,9 @@ export function createGrantService(deps: {
         );
         throw new FirebreakError(code, message);
       };
+      // Someone who may not see the grant is told it does not exist, like for any grant, but the
+      // attempt on another person's credential is on record.
+      if (!canSee(principal, grant)) await refuse("NOT_FOUND", "no such grant");
       if (principal.name !== grant.user)
         await refuse("FORBIDDEN", "only the grant's owner can fetch its credential");
       if (grant.state !== "active")

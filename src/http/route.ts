@@ -37,8 +37,33 @@ export function defineRoute<B, Q, P, R>(spec: RouteSpec<B, Q, P, R>): RouteSpec<
   return spec;
 }
 
+const NUL_OR_LONE_SURROGATE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The path of the first string (value or key) that PostgreSQL text cannot hold or that would be
+ * silently altered on the way in: NUL characters and lone UTF-16 surrogates. Refused at the edge
+ * so both databases store exactly what was sent, or nothing.
+ */
+function unstorableText(value: unknown, path: string[] = [], depth = 0): string | null {
+  if (typeof value === "string")
+    return NUL_OR_LONE_SURROGATE.test(value) ? path.join(".") || "(value)" : null;
+  if (depth > 32 || value === null || typeof value !== "object") return null;
+  for (const [key, item] of Object.entries(value)) {
+    if (NUL_OR_LONE_SURROGATE.test(key)) return [...path, "(key)"].join(".");
+    const found = unstorableText(item, [...path, key], depth + 1);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
 function parseOrFail<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
   if (!schema) return undefined as T;
+  const unstorable = unstorableText(value);
+  if (unstorable !== null) {
+    throw new FirebreakError("VALIDATION_FAILED", `the ${where} is not valid`, {
+      issues: [{ path: unstorable, message: "NUL characters and unpaired surrogates are not accepted" }],
+    });
+  }
   const result = schema.safeParse(value ?? (where === "body" ? undefined : {}));
   if (result.success) return result.data;
   throw new FirebreakError("VALIDATION_FAILED", `the ${where} is not valid`, {

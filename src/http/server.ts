@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { FirebreakError, isFirebreakError } from "../errors.js";
 import type { Principal } from "../users/user.service.js";
 import { type AnyRoute, buildOpenApi, registerRoutes } from "./route.js";
@@ -28,6 +28,18 @@ export function createHttpServer(deps: {
     genReqId: () => `rq_${randomBytes(8).toString("hex")}`,
     trustProxy: deps.trustProxy ?? false,
     return503OnClosing: true,
+    // Errors Fastify raises before a route runs (bad percent-encoding, over-long URLs) get the
+    // same error shape as everything else.
+    frameworkErrors: (error, request, reply) => {
+      const code = (error as { code?: string }).code;
+      const message = code === "FST_ERR_BAD_URL" ? "the URL is not valid" : "the request is not valid";
+      // The reply's generic types are narrower here than in a route; the shape is the same.
+      (reply as unknown as FastifyReply)
+        .status(400)
+        .header("cache-control", "no-store")
+        .send({ error: { code: "BAD_REQUEST", message, requestId: request.id } });
+    },
+    maxParamLength: 200,
   });
 
   // Keep the raw bytes: webhook signatures are computed over exactly what was sent.

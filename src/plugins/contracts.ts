@@ -107,7 +107,7 @@ export interface PathSpec {
 export interface NetworkEnforcer {
   readonly kind: EnforcerKind;
   open(path: PathSpec): Promise<{ ruleId: string; detail?: Record<string, unknown> }>;
-  close(grantId: string): Promise<void | { detail?: Record<string, unknown> }>;
+  close(grantId: string): Promise<{ detail?: Record<string, unknown> } | undefined>;
 }
 /** `log` records only; `agent`: agents enforce the published desired state; `nftables`: this server does. */
 export type EnforcerKind = "log" | "agent" | "nftables";

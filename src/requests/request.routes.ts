@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseDuration } from "../config/duration.js";
 import type { FirebreakConfig } from "../config/schema.js";
+import { nameSchema } from "../config/schema.js";
 import type { Db } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
 import type { FactorService } from "../factors/factor.service.js";
@@ -36,9 +37,9 @@ export const durationText = z
 
 export const createRequestBody = z
   .strictObject({
-    zone: z.string().min(1).max(63).optional(),
-    resource: z.string().min(1).max(63).optional(),
-    role: z.string().min(1).max(63),
+    zone: nameSchema.optional(),
+    resource: nameSchema.optional(),
+    role: nameSchema,
     duration: durationText.optional(),
     reason: z.string().max(2000),
     ticket: z.string().max(200).nullish(),

@@ -20,7 +20,6 @@ import {
   transitionRequest,
 } from "./request.repo.js";
 
-const DEFAULT_PENDING_EXPIRY_MS = 15 * 60_000;
 const MAX_REASON = 2000;
 const MAX_TICKET = 200;
 const MAX_COMMENT = 2000;
@@ -58,6 +57,8 @@ export function createRequestService(deps: {
   current: () => { config: FirebreakConfig; policy: CompiledPolicy };
   signals: Pick<SignalService, "snapshot">;
   sourceZoneOf: (address: string | null) => string | null;
+  /** Told how long each decision took (signals, overdue reviews, policy), for the latency metric. */
+  onDecision?: (outcome: string, seconds: number) => void;
 }) {
   /** Who may see a request: its requester, its possible approvers, administrators and auditors. */
   function canSee(principal: Principal, request: RequestRecord): boolean {
@@ -144,6 +145,7 @@ export function createRequestService(deps: {
         );
       }
       const now = deps.clock.now();
+      const decisionStarted = performance.now();
       const sourceZone = deps.sourceZoneOf(clientAddress);
       const signals = await deps.signals.snapshot(zone, sourceZone, now);
       const blockingOverdueReviews = await countBlockingOverdueReviews(deps.db, principal.name, now);
@@ -159,6 +161,7 @@ export function createRequestService(deps: {
         blockingOverdueReviews,
         now,
       });
+      deps.onDecision?.(decision.outcome, (performance.now() - decisionStarted) / 1000);
 
       const base = {
         requester: principal.name,
@@ -218,7 +221,7 @@ export function createRequestService(deps: {
         autoApproved: decision.outcome === "allow" && decision.via === "auto-approve",
         createdAt: now,
         updatedAt: now,
-        lapsesAt: now + (decision.pendingExpiryMs ?? DEFAULT_PENDING_EXPIRY_MS),
+        lapsesAt: now + decision.pendingExpiryMs,
         closedReason: null,
       };
       await deps.inTransaction(async (unit) => {
@@ -384,6 +387,12 @@ export function createRequestService(deps: {
           );
         }
         assert(request.state === "pending", "INVALID_STATE", `the request is ${request.state}, not pending`);
+        const existing = await listApprovals(unit.tx, id);
+        assert(
+          !existing.some((a) => a.approver === principal.name),
+          "ALREADY_DECIDED",
+          "you have already decided on this request",
+        );
         await insertApproval(unit.tx, {
           id: newId("apv", unit.now),
           requestId: id,
@@ -392,8 +401,6 @@ export function createRequestService(deps: {
           decision: "deny",
           comment: reason,
           createdAt: unit.now,
-        }).catch(() => {
-          throw new FirebreakError("ALREADY_DECIDED", "you have already decided on this request");
         });
         const moved = await transitionRequest(unit.tx, id, ["pending"], "denied", unit.now, {
           lapsesAt: null,

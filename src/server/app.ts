@@ -32,7 +32,8 @@ import { createMetrics } from "../metrics/metrics.js";
 import { createMetricsRoutes } from "../metrics/metrics.routes.js";
 import { createNotifier } from "../notify/notifier.js";
 import { createConnectorRegistry, sinkRegistry } from "../plugins/registry.js";
-import { type AccessIndex, createAccessIndex } from "../policy/access-index.js";
+import { createAccessHolder } from "../policy/access-holder.js";
+import { createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
 import { createRequestService, suggestedApprovers } from "../requests/request.service.js";
 import { createKeyStore } from "../secrets/key-store.js";
@@ -91,17 +92,23 @@ export async function createApp(options: AppOptions) {
 
   const bus = createEventBus();
   const inTransaction = createTransactionRunner({ db, clock, bus });
-  let access: AccessIndex;
+  const access = createAccessHolder(async () => {
+    const stored = await listUsers(db);
+    const next = createAccessIndex(
+      current().policy,
+      stored.map((u) => ({ name: u.name, groups: u.groups })),
+    );
+    for (const grant of await listActiveGrants(db))
+      next.addGrant(grant.id, grant.user, grant.zone, grant.role, grant.endsAt, grant.resource);
+    return next;
+  });
   const runtime = await createRuntimeHolder({
     path: options.configPath,
     db,
     inTransaction,
     env: options.env,
-    onApplied: () => {
-      rebuildAccess().catch((error) =>
-        log.error("could not rebuild the access index", { error: String(error) }),
-      );
-    },
+    // The reload answers once the new configuration is in force, access index included.
+    onApplied: () => access.rebuild(),
   });
   const current = (): Runtime => runtime.current();
 
@@ -281,17 +288,7 @@ export async function createApp(options: AppOptions) {
   });
   bus.subscribe((event) => notifier.handle(event));
 
-  async function rebuildAccess() {
-    const stored = await listUsers(db);
-    const next = createAccessIndex(
-      current().policy,
-      stored.map((u) => ({ name: u.name, groups: u.groups })),
-    );
-    for (const grant of await listActiveGrants(db))
-      next.addGrant(grant.id, grant.user, grant.zone, grant.role, grant.endsAt, grant.resource);
-    access = next;
-  }
-  await rebuildAccess();
+  await access.rebuild();
 
   let ready = false;
   const routes = [
@@ -301,7 +298,7 @@ export async function createApp(options: AppOptions) {
     ...createRequestRoutes({ db, clock, requests, grants, factors, config: () => current().config }),
     ...createFactorRoutes({ factors }),
     ...createGrantRoutes({ clock, grants }),
-    ...createDecisionRoutes({ db, clock, current, users, signals, access: () => access }),
+    ...createDecisionRoutes({ db, clock, current, users, signals, access: () => access.current() }),
     ...createZoneRoutes({ current, signals }),
     ...createSshRoutes({ ssh, current }),
     ...createSegmentationRoutes({
@@ -358,7 +355,7 @@ export async function createApp(options: AppOptions) {
       checkpointer,
       metrics,
     },
-    access: () => access,
+    access: () => access.current(),
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
     async start(listen: { host: string; port: number } | null) {
       const admin = await users.bootstrapAdmin();

@@ -58,7 +58,7 @@ export async function createRuntimeHolder(deps: {
   db: Db;
   inTransaction: InTransaction;
   env?: NodeJS.ProcessEnv;
-  onApplied?: (runtime: Runtime) => void;
+  onApplied?: (runtime: Runtime) => void | Promise<void>;
 }) {
   const env = deps.env ?? process.env;
   let runtime = await loadRuntime(deps.path, env);
@@ -109,7 +109,7 @@ export async function createRuntimeHolder(deps: {
         return { changed: false, digest: runtime.digest, summary: summarizeConfigChange(previous, previous) };
       runtime = next;
       await record(actor, previous);
-      deps.onApplied?.(runtime);
+      await deps.onApplied?.(runtime);
       return { changed: true, digest: runtime.digest, summary: summarizeConfigChange(previous, next.config) };
     },
   };

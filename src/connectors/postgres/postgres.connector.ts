@@ -37,6 +37,8 @@ export function roleNameFor(grantId: string, user: string, prefix = DEFAULT_PREF
 }
 
 interface Target {
+  /** The resolved admin URL and address the pool was made for. */
+  key: string;
   pool: pg.Pool;
   host: string;
   port: number;
@@ -66,8 +68,6 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
   const targets = new Map<string, Target>();
 
   function target(resourceName: string, resource: ResourceConfig): Target {
-    const existing = targets.get(resourceName);
-    if (existing) return existing;
     const ref = resource.connection?.url;
     if (!ref)
       throw new FirebreakError(
@@ -75,6 +75,14 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
         `resource '${resourceName}' has no connection.url for its admin login`,
       );
     const connectionString = ref.startsWith("env:") || ref.startsWith("file:") ? deps.secret(ref) : ref;
+    // A configuration reload may move the resource: the pool follows its URL and address.
+    const key = `${connectionString}\n${resource.address ?? ""}`;
+    const existing = targets.get(resourceName);
+    if (existing?.key === key) return existing;
+    if (existing) {
+      targets.delete(resourceName);
+      existing.pool.end().catch(() => {});
+    }
     let url: URL;
     try {
       url = new URL(connectionString);
@@ -92,7 +100,7 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
       idleTimeoutMillis: 10_000,
     });
     pool.on("error", () => {});
-    const created = { pool, ...endpointOf(url, resource) };
+    const created = { key, pool, ...endpointOf(url, resource) };
     targets.set(resourceName, created);
     return created;
   }
@@ -126,10 +134,11 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
   }
 
   /**
-   * Closes a login role in one round trip: a DO block that, if the role exists, sets NOLOGIN (no
-   * new sessions), terminates its sessions, reassigns or drops what it owns and drops it — one
-   * transaction, so a failure leaves the role as it was. Then waits (bounded) for the terminated
-   * backends to exit, so verification sees them gone.
+   * Closes a login role in one round trip: a DO block that, if the role exists, sets NOLOGIN and
+   * commits it (no new sessions, even if a later step fails and the close is retried), then
+   * terminates its sessions, reassigns or drops what it owns and drops it. Then waits (bounded)
+   * for the terminated backends to exit, so verification sees them gone. It must run outside a
+   * transaction block (the COMMIT inside the DO block needs that).
    */
   async function closeRole(client: pg.PoolClient, role: string, resource: ResourceConfig) {
     if (!SAFE_ROLE.test(role)) {
@@ -146,6 +155,7 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
     await client.query(`DO $fb$ BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${name}) THEN
     EXECUTE format('ALTER ROLE %I NOLOGIN', ${name});
+    COMMIT;
     PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${name} AND pid <> pg_backend_pid();
     ${reassign}
     EXECUTE format('DROP OWNED BY %I', ${name});

@@ -14,6 +14,7 @@ export function createLogEnforcer(): NetworkEnforcer & { openPaths(): PathSpec[]
     },
     async close(grantId) {
       open.delete(grantId);
+      return undefined;
     },
     openPaths: () => [...open.values()],
   };

@@ -1,0 +1,175 @@
+import { z } from "zod";
+import { type FirebreakConfig, NAME_PATTERN } from "../config/schema.js";
+import { assert } from "../errors.js";
+import { type AnyRoute, defineRoute } from "../http/route.js";
+import { networkStateSchema } from "../segmentation/network-state.js";
+import type { Clock } from "../shared/clock.js";
+import { ID_PATTERN } from "../shared/ids.js";
+import { matchesAny, type Principal } from "../users/user.service.js";
+import type { EnforcementService } from "./enforcement.service.js";
+
+const MAX_WAIT_SECONDS = 55;
+
+function isAgent(config: FirebreakConfig, principal: Principal): boolean {
+  return principal.isAdmin || matchesAny(principal, config.agents ?? []);
+}
+
+const agentName = z
+  .string()
+  .regex(NAME_PATTERN, "an agent name of 1-63 lowercase letters, digits, '-' or '_'");
+const item = z.string().max(1000);
+
+export const agentReportSchema = z.strictObject({
+  agent: agentName,
+  enforcer: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  status: z.enum(["applied", "failed-closed", "error"]),
+  digest: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
+  graceMs: z.number().int().min(0).max(86_400_000),
+  mode: z.enum(["unchanged", "grants", "replaced"]).nullable(),
+  notOpen: z.array(z.string().regex(ID_PATTERN)).max(1000),
+  skipped: z.array(z.strictObject({ subject: item, reason: item })).max(100),
+  drift: z.strictObject({ removed: z.array(item).max(200), restored: z.array(item).max(200) }),
+  error: z.string().max(1000).nullable(),
+  durationMs: z.number().min(0).max(3_600_000),
+  where: z.string().max(200),
+});
+
+/**
+ * The enforcement API. Agents long-poll the desired state (`after` = the digest they hold, `wait`
+ * = how long the server may hold the request) and report what they applied. Readers of the state
+ * are agents (principals listed under `agents:`), administrators and auditors.
+ */
+export function createEnforcementRoutes(deps: {
+  clock: Clock;
+  config: () => FirebreakConfig;
+  enforcement: EnforcementService;
+}): AnyRoute[] {
+  return [
+    defineRoute({
+      method: "GET",
+      url: "/v1/enforcement/desired-state",
+      summary:
+        "The desired network state (zones, standing flows, open grant paths); long-polls while it equals ?after",
+      tag: "enforcement",
+      auth: "user",
+      query: z.object({
+        agent: agentName.optional(),
+        enforcer: z
+          .string()
+          .regex(/^[a-z][a-z0-9-]{0,31}$/)
+          .default("nftables"),
+        grace: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
+        after: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/)
+          .optional(),
+        wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0),
+      }),
+      reply: z.object({
+        changed: z.boolean(),
+        digest: z.string(),
+        serverTime: z.number(),
+        state: networkStateSchema.nullable(),
+      }),
+      async handler({ principal, query, request }) {
+        const agent = isAgent(deps.config(), principal);
+        assert(
+          agent || principal.isAuditor,
+          "FORBIDDEN",
+          "only enforcement agents, administrators and auditors can read the desired network state",
+        );
+        assert(
+          query.agent === undefined || agent,
+          "FORBIDDEN",
+          "only principals listed under 'agents' (or administrators) can poll as an agent",
+        );
+        const release = query.agent
+          ? await deps.enforcement.polling(query.agent, query.enforcer, query.grace)
+          : () => {};
+        const closed = new AbortController();
+        const onClose = () => closed.abort();
+        request.raw.once("close", onClose);
+        try {
+          const state = await deps.enforcement.waitForChange(
+            query.after ?? null,
+            query.wait * 1000,
+            closed.signal,
+          );
+          const digest = state?.digest ?? query.after ?? "";
+          // Stamped now, not when the state was computed: agents measure grant ends against it.
+          const serverTime = deps.clock.now();
+          return {
+            changed: state !== null,
+            digest,
+            serverTime,
+            state: state ? { ...state, serverTime } : null,
+          };
+        } finally {
+          request.raw.off("close", onClose);
+          release();
+        }
+      },
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/enforcement/reports",
+      summary: "An agent reports what it applied (or that it failed closed, or failed)",
+      tag: "enforcement",
+      auth: "user",
+      status: 202,
+      body: agentReportSchema,
+      reply: z.object({ accepted: z.boolean() }),
+      async handler({ principal, body }) {
+        assert(
+          isAgent(deps.config(), principal),
+          "FORBIDDEN",
+          "only principals listed under 'agents' (or administrators) can report as an agent",
+        );
+        await deps.enforcement.report(principal.name, body);
+        return { accepted: true };
+      },
+    }),
+    defineRoute({
+      method: "GET",
+      url: "/v1/enforcement/agents",
+      summary: "Enforcement agents: in contact or not, what each last applied, drift and errors",
+      tag: "enforcement",
+      auth: "user",
+      reply: z.object({
+        agents: z.array(
+          z.object({
+            name: z.string(),
+            enforcer: z.string(),
+            status: z.string(),
+            inContact: z.boolean(),
+            lastSeenAt: z.string(),
+            graceMs: z.number(),
+            appliedDigest: z.string().nullable(),
+            appliedAt: z.string().nullable(),
+            current: z.boolean(),
+            openGrants: z.number().nullable(),
+            report: z.record(z.string(), z.unknown()),
+          }),
+        ),
+      }),
+      async handler({ principal }) {
+        assert(
+          isAgent(deps.config(), principal) || principal.isAuditor,
+          "FORBIDDEN",
+          "only administrators, auditors and agents can list enforcement agents",
+        );
+        await deps.enforcement.desired();
+        return {
+          agents: deps.enforcement.agents().map((agent) => ({
+            ...agent,
+            lastSeenAt: new Date(agent.lastSeenAt).toISOString(),
+            appliedAt: agent.appliedAt === null ? null : new Date(agent.appliedAt).toISOString(),
+          })),
+        };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,329 @@
+import type { KeyObject } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { type AuditEvent, GENESIS_HASH, hashEvent } from "./chain.js";
+import { CHECKPOINT_TYPE, checkpointOf, verifyCheckpointSignature } from "./checkpoint.js";
+
+/**
+ * Verifies an exported stream (JSON lines: `firebreak audit export`, or a file sink's lines) with
+ * nothing but the file and the public key: no server, no database. Pure apart from reading the
+ * lines; see NOTES.md ("Verifying an export offline") for what each problem means.
+ */
+
+export type ExportProblem =
+  /** A line is not an event: not JSON, or fields missing or of the wrong type. */
+  | "UNREADABLE"
+  /** An event is missing: its seq never appears (or later events were renumbered down over it). */
+  | "REMOVED"
+  /** An event appears out of its place. */
+  | "REORDERED"
+  /** An event that was never written sits in the chain (a second event claims a seq, or later events were shifted up). */
+  | "INSERTED"
+  /** An event's contents were changed (with or without recomputing its hash). */
+  | "ALTERED"
+  /** A checkpoint names a key none of the given public keys has. */
+  | "UNKNOWN_KEY"
+  /** A checkpoint's signature does not verify: forged, or its fields changed. */
+  | "BAD_SIGNATURE"
+  /** A validly signed checkpoint vouches for a chain other than this one: events before it were changed and the chain recomputed. */
+  | "CHECKPOINT_MISMATCH"
+  /** A public key was given, but no checkpoint is in the stream to check it against. */
+  | "NOT_SIGNED"
+  /** With `requireSignedEnd`: events follow the last checkpoint (the end of the stream is not vouched for). */
+  | "UNSIGNED_END"
+  /** The stream holds no events. */
+  | "EMPTY";
+
+export interface VerifyKey {
+  publicKey: KeyObject;
+  keyId: string;
+}
+
+export interface ExportVerifyOptions {
+  /** Keys whose checkpoints are trusted; none means the chain alone is checked. */
+  keys?: readonly VerifyKey[];
+  /** Fail when events follow the last verified checkpoint. */
+  requireSignedEnd?: boolean;
+}
+
+export interface ExportVerifyResult {
+  ok: boolean;
+  /** Distinct events that verified (before the first problem, on failure). */
+  events: number;
+  /** Lines repeating an event already seen, byte for byte in meaning (at-least-once delivery). */
+  duplicates: number;
+  /** Checkpoints whose signature and head verified (0 when no keys were given). */
+  checkpoints: number;
+  /** Checkpoints seen but not checked, because no key was given. */
+  uncheckedCheckpoints: number;
+  /** The newest seq a verified checkpoint signed. */
+  lastSignedSeq: number | null;
+  /** Events after the last verified checkpoint event, which no signature vouches for yet. */
+  unsignedTail: number;
+  lastSeq: number;
+  headHash: string | null;
+  problem: ExportProblem | null;
+  /** The first event that cannot be trusted. */
+  firstBadSeq: number | null;
+  /** The line of the file where the problem shows (1-based across all files), when it is one line. */
+  line: number | null;
+  reason: string | null;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+interface Line {
+  number: number;
+  text: string;
+}
+
+/** Parses a line into an event, or says what is wrong with it. */
+function parseEvent(text: string): AuditEvent | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return "not valid JSON";
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return "not a JSON object";
+  const record = value as Record<string, unknown>;
+  const nullableString = (key: string) => record[key] === null || typeof record[key] === "string";
+  if (!Number.isSafeInteger(record.seq) || (record.seq as number) < 1) return "seq is not a positive integer";
+  for (const key of ["id", "time", "type", "actor"])
+    if (typeof record[key] !== "string") return `${key} is not a string`;
+  for (const key of ["zone", "resource", "subject"])
+    if (!nullableString(key)) return `${key} is not a string or null`;
+  if (record.context === null || typeof record.context !== "object" || Array.isArray(record.context))
+    return "context is not an object";
+  for (const key of ["prevHash", "hash"])
+    if (typeof record[key] !== "string" || !HEX64.test(record[key] as string))
+      return `${key} is not 64 lowercase hex digits`;
+  return {
+    seq: record.seq as number,
+    id: record.id as string,
+    time: record.time as string,
+    type: record.type as string,
+    actor: record.actor as string,
+    zone: record.zone as string | null,
+    resource: record.resource as string | null,
+    subject: record.subject as string | null,
+    context: record.context as Record<string, unknown>,
+    prevHash: record.prevHash as string,
+    hash: record.hash as string,
+  };
+}
+
+const hashAt = (event: AuditEvent, seq: number) => hashEvent(event.prevHash, { ...event, seq });
+
+/**
+ * Verifies the events `open()` yields, in file order. `open` may be called a second time, to
+ * look ahead for an event that is missing where it belongs (removed, or only moved).
+ */
+export async function verifyExportLines(
+  open: () => AsyncIterable<Line>,
+  options: ExportVerifyOptions = {},
+): Promise<ExportVerifyResult> {
+  const keys = options.keys ?? [];
+  const seen = new Map<number, { hash: string; id: string }>();
+  let expected = 1;
+  let lastHash = GENESIS_HASH;
+  let duplicates = 0;
+  let checkpoints = 0;
+  let unchecked = 0;
+  let lastSignedSeq: number | null = null;
+  let lastCheckpointEventSeq = 0;
+
+  const result = (
+    problem: ExportProblem | null,
+    firstBadSeq: number | null,
+    line: number | null,
+    reason: string | null,
+  ): ExportVerifyResult => ({
+    ok: problem === null,
+    events: expected - 1,
+    duplicates,
+    checkpoints,
+    uncheckedCheckpoints: unchecked,
+    lastSignedSeq,
+    unsignedTail: Math.max(0, expected - 1 - lastCheckpointEventSeq),
+    lastSeq: expected - 1,
+    headHash: expected > 1 ? lastHash : null,
+    problem,
+    firstBadSeq,
+    line,
+    reason,
+  });
+  /** The first event after the last verified checkpoint, which itself carries a valid signature. */
+  const firstUnsigned = () => lastCheckpointEventSeq + 1;
+
+  for await (const { number, text } of open()) {
+    if (text.trim() === "") continue;
+    const event = parseEvent(text);
+    if (typeof event === "string") return result("UNREADABLE", expected, number, `line ${number}: ${event}`);
+    const computed = hashEvent(event.prevHash, event);
+
+    if (event.seq < expected) {
+      const prior = seen.get(event.seq);
+      if (prior && prior.id === event.id && prior.hash === event.hash && computed === event.hash) {
+        duplicates++;
+        continue;
+      }
+      return result(
+        "INSERTED",
+        event.seq,
+        number,
+        `line ${number}: a second, different event claims seq ${event.seq}`,
+      );
+    }
+
+    if (event.seq > expected) {
+      const found = await findSeq(open, expected, number);
+      return found === null
+        ? result(
+            "REMOVED",
+            expected,
+            number,
+            `seq ${expected} is missing: line ${number} holds seq ${event.seq} where it belongs`,
+          )
+        : result(
+            "REORDERED",
+            expected,
+            number,
+            `seq ${expected} is out of order: line ${number} holds seq ${event.seq} where it belongs, and seq ${expected} comes later, on line ${found}`,
+          );
+    }
+
+    if (computed !== event.hash) {
+      if (event.seq > 1 && hashAt(event, event.seq - 1) === event.hash)
+        return result(
+          "INSERTED",
+          event.seq - 1,
+          number,
+          `line ${number} is the original seq ${event.seq - 1} renumbered to ${event.seq}: the event now at seq ${event.seq - 1} was inserted`,
+        );
+      if (hashAt(event, event.seq + 1) === event.hash)
+        return result(
+          "REMOVED",
+          event.seq,
+          number,
+          `line ${number} is the original seq ${event.seq + 1} renumbered to ${event.seq}: the original seq ${event.seq} was removed`,
+        );
+      return result(
+        "ALTERED",
+        event.seq,
+        number,
+        `seq ${event.seq} (line ${number}) does not match its hash: it was changed`,
+      );
+    }
+
+    if (event.prevHash !== lastHash) {
+      const twoBack = seen.get(event.seq - 2)?.hash ?? (event.seq === 2 ? GENESIS_HASH : undefined);
+      if (event.seq >= 2 && event.prevHash === twoBack)
+        return result(
+          "INSERTED",
+          event.seq - 1,
+          number,
+          `seq ${event.seq} (line ${number}) links to seq ${event.seq - 2}: the event at seq ${event.seq - 1} was inserted`,
+        );
+      return event.seq === 1
+        ? result("ALTERED", 1, number, "the first event does not start from the genesis hash")
+        : result(
+            "ALTERED",
+            event.seq - 1,
+            number,
+            `seq ${event.seq} (line ${number}) links to another version of seq ${event.seq - 1}: seq ${event.seq - 1} was rewritten and its hash recomputed`,
+          );
+    }
+
+    if (event.type === CHECKPOINT_TYPE) {
+      const checkpoint = checkpointOf(event);
+      if (checkpoint === null)
+        return result(
+          "ALTERED",
+          event.seq,
+          number,
+          `seq ${event.seq} is a checkpoint with missing or malformed fields`,
+        );
+      if (keys.length === 0) unchecked++;
+      else {
+        const key = keys.find((candidate) => candidate.keyId === checkpoint.keyId);
+        const range = `seq ${firstUnsigned()} to ${checkpoint.checkpoint.seq}`;
+        if (!key)
+          return result(
+            "UNKNOWN_KEY",
+            firstUnsigned(),
+            number,
+            `the checkpoint at seq ${event.seq} is signed by ${checkpoint.keyId}, which none of the given keys is; ${range} are not vouched for`,
+          );
+        if (!verifyCheckpointSignature(key.publicKey, checkpoint.checkpoint, checkpoint.signature))
+          return result(
+            "BAD_SIGNATURE",
+            firstUnsigned(),
+            number,
+            `the checkpoint at seq ${event.seq} has an invalid signature; ${range} are not vouched for`,
+          );
+        const signed = seen.get(checkpoint.checkpoint.seq);
+        if (checkpoint.checkpoint.seq >= event.seq || !signed || signed.hash !== checkpoint.checkpoint.hash)
+          return result(
+            "CHECKPOINT_MISMATCH",
+            firstUnsigned(),
+            number,
+            `the checkpoint at seq ${event.seq} signed a different chain at seq ${checkpoint.checkpoint.seq}: events between seq ${firstUnsigned()} and ${checkpoint.checkpoint.seq} were changed, inserted or removed and the chain recomputed`,
+          );
+        checkpoints++;
+        lastSignedSeq = checkpoint.checkpoint.seq;
+        lastCheckpointEventSeq = event.seq;
+      }
+    }
+
+    seen.set(event.seq, { hash: event.hash, id: event.id });
+    lastHash = event.hash;
+    expected++;
+  }
+
+  if (expected === 1) return result("EMPTY", null, null, "the stream holds no events");
+  if (keys.length > 0 && checkpoints === 0)
+    return result(
+      "NOT_SIGNED",
+      1,
+      null,
+      "a public key was given but the stream holds no checkpoint to verify",
+    );
+  if (options.requireSignedEnd && keys.length > 0 && lastCheckpointEventSeq < expected - 1)
+    return result(
+      "UNSIGNED_END",
+      lastCheckpointEventSeq + 1,
+      null,
+      `${expected - 1 - lastCheckpointEventSeq} event(s) after the last checkpoint (seq ${lastCheckpointEventSeq}) are not vouched for`,
+    );
+  return result(null, null, null, null);
+}
+
+/** The line where `seq` appears after line `after`, or null. */
+async function findSeq(open: () => AsyncIterable<Line>, seq: number, after: number): Promise<number | null> {
+  for await (const { number, text } of open()) {
+    if (number <= after) continue;
+    const event = parseEvent(text);
+    if (typeof event !== "string" && event.seq === seq) return number;
+  }
+  return null;
+}
+
+/** Lines of the files, in order, numbered across them. */
+export function linesOfFiles(paths: readonly string[]): () => AsyncIterable<Line> {
+  return async function* () {
+    let number = 0;
+    for (const path of paths) {
+      const reader = createInterface({
+        input: createReadStream(path, { encoding: "utf8" }),
+        crlfDelay: Number.POSITIVE_INFINITY,
+      });
+      for await (const text of reader) yield { number: ++number, text };
+    }
+  };
+}
+
+/** Verifies exported JSON-lines files (in the order given, e.g. `audit.jsonl.2 audit.jsonl.1 audit.jsonl`). */
+export function verifyExportFiles(paths: readonly string[], options: ExportVerifyOptions = {}) {
+  return verifyExportLines(linesOfFiles(paths), options);
+}

@@ -1,0 +1,29 @@
+import type { AuditSinkConfig } from "../config/schema.js";
+import type { AuditEvent } from "./chain.js";
+import { atLeast, severityOf } from "./severity.js";
+
+/** `grant.*` → /^grant\.[^.]*$/: `*` matches within one dot-separated part. */
+function typePattern(pattern: string): RegExp {
+  const source = pattern
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join("[^.]*");
+  return new RegExp(`^${source}$`);
+}
+
+/**
+ * A sink's filter as a predicate over events: every configured condition must hold (types, zones,
+ * minimum severity). Without a filter every event passes. Events with no zone never pass a zone filter.
+ */
+export function createSinkFilter(filter: AuditSinkConfig["filter"]): (event: AuditEvent) => boolean {
+  if (!filter) return () => true;
+  const types = filter.types?.map(typePattern);
+  const zones = filter.zones ? new Set(filter.zones) : null;
+  const minimum = filter.minSeverity;
+  return (event) => {
+    if (types && !types.some((pattern) => pattern.test(event.type))) return false;
+    if (zones && (event.zone === null || !zones.has(event.zone))) return false;
+    if (minimum && !atLeast(severityOf(event), minimum)) return false;
+    return true;
+  };
+}

@@ -1,0 +1,244 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { AuditEvent } from "../audit/chain.js";
+import type { DeliveryObserver, SinkStatus } from "../audit/delivery.js";
+import type { Db, RequestState } from "../db/types.js";
+import type { EventBus } from "../shared/events.js";
+
+const REQUEST_STATES: readonly RequestState[] = [
+  "pending",
+  "approved",
+  "active",
+  "denied",
+  "cancelled",
+  "lapsed",
+  "expired",
+  "revoked",
+];
+
+/**
+ * Prometheus metrics, one registry per server (so tests running several servers in a process keep
+ * them apart). Gauges that describe stored state (requests by state, active grants, sink lag) are
+ * read from the database at scrape time, so they are right after a restart and across processes;
+ * counters and histograms count what this process saw happen.
+ */
+export function createMetrics(deps: {
+  db: Db;
+  bus: Pick<EventBus, "subscribe">;
+  sinks: () => Promise<SinkStatus[]>;
+  onError?: (error: unknown) => void;
+}) {
+  const { db } = deps;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  new Gauge({
+    name: "firebreak_requests",
+    help: "Requests by state",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      const rows = await db
+        .selectFrom("requests")
+        .select(["state", (eb) => eb.fn.countAll().as("count")])
+        .groupBy("state")
+        .execute();
+      const counts = new Map(rows.map((row) => [row.state, Number(row.count)]));
+      for (const state of REQUEST_STATES) this.set({ state }, counts.get(state) ?? 0);
+    },
+  });
+
+  new Gauge({
+    name: "firebreak_active_grants",
+    help: "Grants active now, by zone",
+    labelNames: ["zone"],
+    registers: [registry],
+    async collect() {
+      const rows = await db
+        .selectFrom("grants")
+        .select(["zone", (eb) => eb.fn.countAll().as("count")])
+        .where("state", "=", "active")
+        .groupBy("zone")
+        .execute();
+      this.reset();
+      for (const row of rows) this.set({ zone: row.zone }, Number(row.count));
+    },
+  });
+
+  new Gauge({
+    name: "firebreak_grants_revocation_failing",
+    help: "Closed grants whose credential or path could not yet be verified as revoked",
+    registers: [registry],
+    async collect() {
+      const row = await db
+        .selectFrom("grants")
+        .select((eb) => eb.fn.countAll().as("count"))
+        .where("revocation_status", "=", "failed")
+        .executeTakeFirst();
+      this.set(Number(row?.count ?? 0));
+    },
+  });
+
+  const timeToApprove = new Histogram({
+    name: "firebreak_time_to_approve_seconds",
+    help: "From request to approval (auto-approved requests count as 0)",
+    labelNames: ["via"],
+    buckets: [0, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21_600, 86_400],
+    registers: [registry],
+  });
+  const timeToRevoke = new Histogram({
+    name: "firebreak_time_to_revoke_seconds",
+    help: "From a grant's close (expiry or revoke) to its verified revocation",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  });
+  const revocationFailures = new Counter({
+    name: "firebreak_revocation_failures_total",
+    help: "Failed attempts to close and verify a grant's access",
+    labelNames: ["zone"],
+    registers: [registry],
+  });
+  const decisionLatency = new Histogram({
+    name: "firebreak_decision_latency_seconds",
+    help: "Time to decide a request: signals, overdue reviews and policy",
+    labelNames: ["outcome"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const auditEvents = new Counter({
+    name: "firebreak_audit_events_total",
+    help: "Audit events committed by this process, by type",
+    labelNames: ["type"],
+    registers: [registry],
+  });
+
+  const sinkDelivered = new Counter({
+    name: "firebreak_audit_sink_delivered_total",
+    help: "Events delivered to each audit sink",
+    labelNames: ["sink"],
+    registers: [registry],
+  });
+  const sinkErrors = new Counter({
+    name: "firebreak_audit_sink_errors_total",
+    help: "Failed delivery attempts per audit sink",
+    labelNames: ["sink"],
+    registers: [registry],
+  });
+  const sinkDeadLettered = new Counter({
+    name: "firebreak_audit_sink_dead_lettered_total",
+    help: "Events an audit sink gave up on after its attempts ran out",
+    labelNames: ["sink"],
+    registers: [registry],
+  });
+  const deliveryLag = new Histogram({
+    name: "firebreak_audit_delivery_lag_seconds",
+    help: "From an event's commit to its delivery, per sink",
+    labelNames: ["sink"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+
+  // One scrape reads the sinks' status once for the three gauges below.
+  let statusOnce: Promise<SinkStatus[]> | null = null;
+  const sinkStatus = () => {
+    statusOnce ??= deps.sinks().finally(() => {
+      setImmediate(() => {
+        statusOnce = null;
+      });
+    });
+    return statusOnce;
+  };
+  new Gauge({
+    name: "firebreak_audit_sink_lag_events",
+    help: "Events committed but not yet delivered, per audit sink",
+    labelNames: ["sink"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const sink of await sinkStatus()) this.set({ sink: sink.name }, sink.lagEvents);
+    },
+  });
+  new Gauge({
+    name: "firebreak_audit_sink_lag_seconds",
+    help: "Age of the oldest event not yet delivered, per audit sink",
+    labelNames: ["sink"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const sink of await sinkStatus()) this.set({ sink: sink.name }, sink.lagSeconds);
+    },
+  });
+  new Gauge({
+    name: "firebreak_audit_sink_dead_letters",
+    help: "Dead letters per audit sink, by state (dead, queued for replay, replayed)",
+    labelNames: ["sink", "state"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const sink of await sinkStatus())
+        for (const [state, count] of Object.entries(sink.deadLetters))
+          this.set({ sink: sink.name, state }, count);
+    },
+  });
+
+  async function observeEvent(event: AuditEvent): Promise<void> {
+    auditEvents.inc({ type: event.type });
+    const time = Date.parse(event.time);
+    if (event.type === "request.approved" && event.subject) {
+      const request = await db
+        .selectFrom("requests")
+        .select(["created_at", "auto_approved"])
+        .where("id", "=", event.subject)
+        .executeTakeFirst();
+      if (request)
+        timeToApprove.observe(
+          { via: Number(request.auto_approved) === 1 ? "policy" : "approvers" },
+          Math.max(0, (time - Number(request.created_at)) / 1000),
+        );
+    } else if (event.type === "revocation.verified" && event.subject) {
+      const grant = await db
+        .selectFrom("grants")
+        .select("closed_at")
+        .where("id", "=", event.subject)
+        .executeTakeFirst();
+      if (grant?.closed_at != null)
+        timeToRevoke.observe(Math.max(0, (time - Number(grant.closed_at)) / 1000));
+    } else if (event.type === "alert.raised" && event.context.alert === "revocation-failed") {
+      revocationFailures.inc({ zone: event.zone ?? "" });
+    }
+  }
+
+  const unsubscribe = deps.bus.subscribe((event) => {
+    observeEvent(event).catch((error) => deps.onError?.(error));
+  });
+
+  const observer: DeliveryObserver = {
+    delivered(sink, lagSeconds) {
+      sinkDelivered.inc({ sink }, lagSeconds.length);
+      for (const lag of lagSeconds) deliveryLag.observe({ sink }, lag);
+    },
+    failed(sink) {
+      sinkErrors.inc({ sink });
+    },
+    deadLettered(sink) {
+      sinkDeadLettered.inc({ sink });
+    },
+  };
+
+  return {
+    registry,
+    /** For the audit delivery to report through. */
+    observer,
+    /** For the request service: how long a decision took. */
+    observeDecision(outcome: string, seconds: number) {
+      decisionLatency.observe({ outcome }, seconds);
+    },
+    /** The Prometheus text exposition. */
+    async render(): Promise<{ contentType: string; body: string }> {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+    close() {
+      unsubscribe();
+    },
+  };
+}
+export type Metrics = ReturnType<typeof createMetrics>;

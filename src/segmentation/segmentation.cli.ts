@@ -1,0 +1,222 @@
+import { writeFile } from "node:fs/promises";
+import { type Command, Option } from "commander";
+import type { z } from "zod";
+import { formatIssue, loadConfigFile } from "../config/load.js";
+import type { FirebreakConfig } from "../config/schema.js";
+import { EXPORT_FORMATS, type ExportFormat, exportPolicies } from "../exporters/exporters.js";
+import { resourcesForGrant } from "../grants/grant.service.js";
+import { type Finding, failsAt, lintConfig, SEVERITIES, type Severity } from "./lint.js";
+import { buildNetworkState, type NetworkState, networkStateSchema, standingState } from "./network-state.js";
+import { analyseZone, blastRadiusChange, buildReachabilityGraph } from "./reachability.js";
+import type { blastRadiusReply, reachabilityReply } from "./segmentation.routes.js";
+import { hypotheticalPaths } from "./what-if.js";
+
+/**
+ * `firebreak reach`, `lint`, `export-policies` and the `--blast-radius` part of `explain`. Each
+ * works against the running server, or offline on a file with `--config FILE` (for CI).
+ */
+
+export interface CliContext {
+  emit(json: unknown, human: () => string): void;
+  client(): Promise<{ get<T>(path: string): Promise<T>; post<T>(path: string, body?: unknown): Promise<T> }>;
+  fail(message: string, code: string): Error;
+}
+
+type Reachability = z.infer<typeof reachabilityReply>;
+type BlastRadius = z.infer<typeof blastRadiusReply>;
+
+async function loadOffline(path: string, context: CliContext): Promise<FirebreakConfig> {
+  const loaded = await loadConfigFile(path);
+  if (!loaded.ok) throw context.fail(loaded.errors.map(formatIssue).join("\n"), "CONFIG_INVALID");
+  return loaded.config;
+}
+
+function describeReach(result: Reachability): string {
+  const lines = [
+    `zone ${result.zone} (${result.enforcement})${result.includesGrants ? "" : "  [standing flows only]"}`,
+  ];
+  const hopText = (hop: Reachability["direct"][number]["path"][number]) =>
+    `${hop.from} -> ${hop.to} [${hop.ports.join(", ")}${hop.via === "grant" ? `; grant ${hop.grants.join(", ")}` : ""}]`;
+  lines.push(`  reaches directly (${result.direct.length}):`);
+  for (const r of result.direct)
+    lines.push(
+      `    ${r.zone}  ${r.path.map(hopText).join("  ")}${r.resources.length ? `  resources: ${r.resources.join(", ")}` : ""}`,
+    );
+  lines.push(`  reaches transitively (${result.transitive.length}):`);
+  for (const r of result.transitive) {
+    lines.push(
+      `    ${r.zone} in ${r.path.length} hops${r.resources.length ? `  resources: ${r.resources.join(", ")}` : ""}`,
+    );
+    for (const hop of r.path) lines.push(`      ${hopText(hop)}`);
+  }
+  lines.push(
+    `  reached by: ${[...result.reachedBy.direct, ...result.reachedBy.transitive.map((z) => `${z} (transitively)`)].join(", ") || "-"}`,
+    `  blast radius: ${result.blastRadius.zones} zone(s), ${result.blastRadius.resources} resource(s) (directly: ${result.blastRadius.directZones} zone(s), ${result.blastRadius.directResources} resource(s))`,
+  );
+  return lines.join("\n");
+}
+
+function describeFindings(findings: readonly Finding[]): string {
+  if (findings.length === 0) return "no findings";
+  const lines = findings.map(
+    (f) => `${f.severity.toUpperCase().padEnd(6)} ${f.code.padEnd(24)} ${f.path}: ${f.message}`,
+  );
+  const counts = SEVERITIES.map((s) => `${findings.filter((f) => f.severity === s).length} ${s}`).join(", ");
+  return `${lines.join("\n")}\n${findings.length} finding(s): ${counts}`;
+}
+
+/** The blast-radius change of a grant, offline from a file or from the server. */
+export async function blastRadiusFor(
+  context: CliContext,
+  options: { config?: string; target: string; role: string; sourceZone?: string },
+): Promise<BlastRadius> {
+  if (!options.config) {
+    const c = await context.client();
+    const { zones } = await c.get<{ zones: { name: string }[] }>("/v1/zones");
+    const isZone = zones.some((z) => z.name === options.target);
+    return c.post<BlastRadius>("/v1/zones/blast-radius", {
+      ...(isZone ? { zone: options.target } : { resource: options.target }),
+      role: options.role,
+      ...(options.sourceZone ? { sourceZone: options.sourceZone } : {}),
+    });
+  }
+  const config = await loadOffline(options.config, context);
+  const isResource = Object.hasOwn(config.resources ?? {}, options.target);
+  const zone = isResource ? config.resources?.[options.target]?.zone : options.target;
+  if (!zone || !Object.hasOwn(config.zones, zone))
+    throw context.fail(`'${options.target}' is neither a zone nor a resource`, "NOT_FOUND");
+  const sources = options.sourceZone
+    ? [options.sourceZone]
+    : [
+        ...new Set(
+          (config.breakGlass ?? []).filter((p) => p.zone === zone).flatMap((p) => p.sourceZones ?? []),
+        ),
+      ];
+  const resources = resourcesForGrant(config, zone, isResource ? options.target : null, options.role);
+  const changes = sources.flatMap((sourceZone) => {
+    const change = blastRadiusChange(
+      config,
+      sourceZone,
+      [],
+      hypotheticalPaths(config, sourceZone, resources, Date.now()),
+    );
+    return change ? [change] : [];
+  });
+  const note =
+    sources.length === 0
+      ? "the source zone is unknown: name one with --source-zone"
+      : resources.every((r) => !config.resources?.[r]?.address)
+        ? "no resource of this grant has an address, so it opens no network path"
+        : null;
+  return { changes, note };
+}
+
+export function describeBlastRadius(result: BlastRadius): string {
+  const lines = ["blast radius:"];
+  if (result.note) lines.push(`  ${result.note}`);
+  for (const change of result.changes) {
+    lines.push(
+      `  from ${change.sourceZone}: ${change.before.zones} -> ${change.after.zones} zone(s), ${change.before.resources} -> ${change.after.resources} resource(s)` +
+        (change.paths.length
+          ? `  (opens ${change.paths.map((p) => `${p.resource} at ${p.to}`).join(", ")})`
+          : ""),
+    );
+    for (const zone of change.addedZones)
+      lines.push(
+        `    newly reachable: ${zone.zone} via ${[change.sourceZone, ...zone.path.map((h) => h.to)].join(" -> ")}`,
+      );
+    if (change.addedZones.length === 0) lines.push("    nothing newly reachable at zone level");
+  }
+  return lines.join("\n");
+}
+
+export function registerSegmentationCommands(program: Command, context: CliContext): void {
+  program
+    .command("reach")
+    .description("what a zone reaches directly and transitively (with hops), and its blast radius")
+    .argument("<zone>", "the zone to analyse")
+    .option("--config <file>", "analyse this configuration file offline (standing flows only)")
+    .option("--no-grants", "leave out the paths of active grants (server only)")
+    .action(async (zone: string, options: { config?: string; grants: boolean }) => {
+      let result: Reachability;
+      if (options.config) {
+        const config = await loadOffline(options.config, context);
+        const analysed = analyseZone(buildReachabilityGraph(config), zone);
+        if (!analysed) throw context.fail(`no zone '${zone}' in ${options.config}`, "NOT_FOUND");
+        result = { ...analysed, includesGrants: false };
+      } else {
+        result = await (await context.client()).get<Reachability>(
+          `/v1/zones/${encodeURIComponent(zone)}/reachability?grants=${options.grants}`,
+        );
+      }
+      context.emit(result, () => describeReach(result));
+    });
+
+  program
+    .command("lint")
+    .description("risky configuration: standing admin roles, public zones reaching data, weak policies")
+    .option("--config <file>", "lint this configuration file offline")
+    .addOption(
+      new Option("--fail-on <severity>", "exit 1 when a finding is at least this severe")
+        .choices([...SEVERITIES])
+        .default("high"),
+    )
+    .action(async (options: { config?: string; failOn: Severity }) => {
+      const findings = options.config
+        ? lintConfig(await loadOffline(options.config, context))
+        : (await (await context.client()).get<{ findings: Finding[] }>("/v1/lint")).findings;
+      context.emit({ findings, failOn: options.failOn }, () => describeFindings(findings));
+      if (failsAt(findings, options.failOn)) process.exitCode = 1;
+    });
+
+  program
+    .command("export-policies")
+    .description("render standing flows and active grants as Kubernetes, Cilium, Calico or nftables policy")
+    .addOption(
+      new Option("--format <format>", "what to render").choices([...EXPORT_FORMATS]).makeOptionMandatory(),
+    )
+    .option("--config <file>", "render this configuration file offline (standing flows only)")
+    .option("--namespace <name>", "namespace of NetworkPolicy and CiliumNetworkPolicy objects", "default")
+    .option("--table <name>", "nftables table name", "firebreak")
+    .option("--output <file>", "write to this file instead of standard output")
+    .action(
+      async (options: {
+        format: ExportFormat;
+        config?: string;
+        namespace: string;
+        table: string;
+        output?: string;
+      }) => {
+        let state: NetworkState;
+        if (options.config) {
+          state = buildNetworkState(
+            standingState(await loadOffline(options.config, context)),
+            [],
+            Date.now(),
+          );
+        } else {
+          const reply = await (await context.client()).get<{ state: unknown }>(
+            "/v1/enforcement/desired-state",
+          );
+          state = networkStateSchema.parse(reply.state);
+        }
+        const rendered = exportPolicies(state, options.format, {
+          namespace: options.namespace,
+          table: options.table,
+          now: state.serverTime,
+        });
+        if (options.output) {
+          await writeFile(options.output, rendered.text);
+          context.emit(
+            {
+              format: rendered.format,
+              output: options.output,
+              documents: rendered.documents.length,
+              notes: rendered.notes,
+            },
+            () => `wrote ${rendered.documents.length} document(s) to ${options.output}`,
+          );
+        } else process.stdout.write(rendered.text);
+      },
+    );
+}
