@@ -1,3 +1,4 @@
+import { runAuditBenchmarks } from "./audit.bench.js";
 import { runHttpBenchmarks } from "./http.bench.js";
 import { runPolicyBenchmarks } from "./policy.bench.js";
 import { runSegmentationBenchmarks } from "./segmentation.bench.js";
@@ -9,3 +10,4 @@ import { runSegmentationBenchmarks } from "./segmentation.bench.js";
 await runPolicyBenchmarks();
 await runHttpBenchmarks();
 await runSegmentationBenchmarks();
+await runAuditBenchmarks();

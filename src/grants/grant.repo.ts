@@ -51,6 +51,9 @@ export interface GrantEffect {
   updatedAt: number;
 }
 
+/** How long the process that closed a grant has to record its revocation before the scheduler retries it. */
+export const CLOSER_GRACE_MS = 30_000;
+
 /**
  * The key that is unique among live grants: one active grant per user, zone and role. The
  * separator is a control character no name may contain; not NUL, which PostgreSQL text refuses.
@@ -181,7 +184,9 @@ export async function closeGrant(
       close_reason: change.reason,
       closed_by: change.closedBy,
       revocation_status: change.revocationStatus,
-      revocation_next_at: change.revocationStatus === "pending" ? change.now : null,
+      // The closer takes access away right after this commits; the scheduler only steps in if it has
+      // not recorded an outcome by then (a crash), so the two never revoke the same grant at once.
+      revocation_next_at: change.revocationStatus === "pending" ? change.now + CLOSER_GRACE_MS : null,
     })
     .where("id", "=", id)
     .where("state", "=", "active")

@@ -36,6 +36,8 @@ const REVOKE_CONCURRENCY = 16;
 export interface GrantListener {
   activated(grant: GrantRecord): void;
   closed(grant: GrantRecord): void;
+  /** A revocation failed and has a retry time: the scheduler should wake for it. */
+  retryScheduled(): void;
 }
 
 export function createGrantService(deps: {
@@ -280,6 +282,7 @@ export function createGrantService(deps: {
     await deps.inTransaction(async (unit) => {
       for (const outcome of outcomes) await recordOutcome(unit, outcome);
     });
+    if (outcomes.some((o) => o.error)) deps.listener.retryScheduled();
     return outcomes.map((o) => !o.error);
   }
 

@@ -165,6 +165,9 @@ export async function createApp(options: AppOptions) {
     closed(grant) {
       access.removeGrant(grant.id);
     },
+    retryScheduled() {
+      scheduler.poke();
+    },
   };
   const grants = createGrantService({
     db,
