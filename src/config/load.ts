@@ -3,6 +3,8 @@ import { readFile, stat } from "node:fs/promises";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from "yaml";
 import type { z } from "zod";
 import { canonicalJson } from "../audit/chain.js";
+import { parsePrivilege } from "../connectors/mariadb/mariadb.privileges.js";
+import { PRINCIPAL_PATTERN as SSH_PRINCIPAL_PATTERN } from "../connectors/ssh/ssh-input.js";
 import { CelCompileError, compileCondition, didYouMean } from "../policy/cel.js";
 import { parseDuration } from "./duration.js";
 import { configSchema, type FirebreakConfig, NAME_PATTERN } from "./schema.js";
@@ -435,6 +437,7 @@ function checkReferences(raw: unknown, report: Reporter): void {
       roles: new Set(entriesOf(body.roles).map(([role]) => role)),
     });
   }
+  checkConnectorSettings(raw, error);
   const users = new Set<string>();
   const groups = new Set<string>();
   const directory = isRaw(raw.directory) ? raw.directory : {};
@@ -706,4 +709,55 @@ function listOf(names: Iterable<string>): string {
   if (all.length === 0) return "(none)";
   const shown = all.slice(0, 20).join(", ");
   return all.length > 20 ? `${shown} and ${all.length - 20} more` : shown;
+}
+
+/**
+ * What a connector would refuse at activation is refused here, when the file is checked: MariaDB
+ * privilege lists that do not parse, SSH principals outside the safe alphabet, and two resources
+ * sharing one target and one account prefix (their reconcilers would revoke each other's accounts).
+ */
+function checkConnectorSettings(
+  raw: Record<string, unknown>,
+  error: (path: Segment[], message: string) => void,
+): void {
+  const owners = new Map<string, string>();
+  for (const [name, resource] of entriesOf(raw.resources)) {
+    if (!isRaw(resource)) continue;
+    const type = stringOf(resource.type);
+    const connection = isRaw(resource.connection) ? resource.connection : {};
+    for (const [role, settings] of entriesOf(resource.roles)) {
+      if (!isRaw(settings)) continue;
+      if (type === "mariadb") {
+        itemsOf(settings.privileges).forEach((entry, index) => {
+          if (typeof entry !== "string") return;
+          try {
+            parsePrivilege(entry, stringOf(connection.controlDatabase) ?? "firebreak");
+          } catch (problem) {
+            error(["resources", name, "roles", role, "privileges", index], (problem as Error).message);
+          }
+        });
+      }
+      if (type === "ssh") {
+        itemsOf(settings.principals).forEach((principal, index) => {
+          if (typeof principal === "string" && !SSH_PRINCIPAL_PATTERN.test(principal)) {
+            error(
+              ["resources", name, "roles", role, "principals", index],
+              "an SSH principal of lowercase letters, digits, '_', '.' or '-'",
+            );
+          }
+        });
+      }
+    }
+    const url = stringOf(connection.url);
+    if (url && (type === "postgres" || type === "mariadb")) {
+      const key = `${type} ${url} ${stringOf(resource.namePrefix) ?? "fb_"}`;
+      const other = owners.get(key);
+      if (other)
+        error(
+          ["resources", name, "namePrefix"],
+          `resource '${other}' already manages accounts with this prefix on the same target; give one of them its own namePrefix`,
+        );
+      else owners.set(key, name);
+    }
+  }
 }
