@@ -85,12 +85,11 @@ function reasonsOf(context: Record<string, unknown>): string[] {
       }
     }
   }
-  for (const key of ["reason", "denialReason", "message", "closeReason"]) {
+  for (const key of ["reason", "denialReason", "message"]) {
     const value = text(context[key]);
-    if (value !== null && key !== "reason") out.push(value);
-    // `reason` on request events is the purpose (requestContext spells it `purpose`), on grant
-    // closes the revoke reason; it is a reason unless it repeats the purpose.
-    if (value !== null && key === "reason" && value !== context.purpose) out.push(value);
+    // On request events `reason` is the purpose again (requestContext also spells it `purpose`);
+    // on a revoke or close it is why.
+    if (value !== null && !(key === "reason" && value === context.purpose)) out.push(value);
   }
   return out;
 }

@@ -282,10 +282,13 @@ export function createAuditDelivery(deps: DeliveryDeps) {
         runner.sink = deps.registry[runner.config.type](runner.config, deps.sinkDeps);
         runner.setupError = null;
       } catch (error) {
-        runner.setupError =
+        const message =
           error instanceof FirebreakError || error instanceof SinkDeliveryError
             ? error.message
             : "the sink cannot be set up";
+        if (message !== runner.setupError)
+          deps.log.error("audit sink cannot be set up", { sink: runner.name, error: message });
+        runner.setupError = message;
         return SETUP_RETRY_MS;
       }
     }

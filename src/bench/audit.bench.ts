@@ -219,7 +219,7 @@ export async function runAuditBenchmarks(): Promise<void> {
       `\n(f) audit stream: ${APPENDS} hash-chained appends (one event per transaction, about 600 bytes of context each), then delivery lag to a local RFC 5424 TCP receiver under ${LOAD_EVENTS} appends`,
     );
     console.log(
-      "  database   chained/s (1 writer)   chained/s (8 writers)   bare inserts/s (8 writers, no chain)",
+      "  database   chained/s (1 writer)   chained/s (8 writers)   bare inserts/s, no chain (1 writer)   (8 writers)",
     );
     for (const dialect of ["sqlite", "postgres"] as const) {
       const result = await benchAppends(dialect, dir);

@@ -2,10 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { Command, CommanderError, Option } from "commander";
 import { registerAgentCommand } from "../agent/agent.cli.js";
-import { configJsonSchema } from "../config/json-schema.js";
-import { formatIssue, loadConfigFile } from "../config/load.js";
 import { isFirebreakError } from "../errors.js";
-import { compilePolicy, explain } from "../policy/engine.js";
 import {
   blastRadiusFor,
   describeBlastRadius,
@@ -14,11 +11,8 @@ import {
 import { VERSION } from "../version.js";
 import { registerAuditStreamCommands } from "./audit-stream.js";
 import { ApiError, createClient, deleteCredentials, writeCredentials } from "./client.js";
-import { connectWith } from "./connect.js";
-import { runDemo } from "./demo.js";
 import { printable, table, timeLeft } from "./format.js";
 import { deviceLogin } from "./login.js";
-import { runServe } from "./serve.js";
 
 /** A refusal or failure: exit code 1 with a clear message (and the error shape under --json). */
 class CliFailure extends Error {
@@ -181,6 +175,7 @@ export function buildProgram(): Command {
         enforcer: "log" | "agent" | "nftables";
         netns?: string;
       }) => {
+        const { runServe } = await import("./serve.js");
         await runServe({ ...options, json: globals().json === true });
       },
     );
@@ -190,6 +185,7 @@ export function buildProgram(): Command {
     .description("check a configuration file and report every error with file, line and column")
     .argument("[file]", "configuration file", "firebreak.yaml")
     .action(async (file: string) => {
+      const { formatIssue, loadConfigFile } = await import("../config/load.js");
       const result = await loadConfigFile(file);
       if (!result.ok) {
         if (globals().json) out({ ok: false, errors: result.errors });
@@ -208,7 +204,7 @@ export function buildProgram(): Command {
   program
     .command("schema")
     .description("print the JSON Schema of firebreak.yaml")
-    .action(() => out(configJsonSchema()));
+    .action(async () => out((await import("../config/json-schema.js")).configJsonSchema()));
 
   program
     .command("login")
@@ -456,6 +452,7 @@ export function buildProgram(): Command {
         `/v1/grants/${encodeURIComponent(id)}/credential`,
         {},
       );
+      const { connectWith } = await import("./connect.js");
       const code = await connectWith(result.credentials, options);
       process.exitCode = code;
     });
@@ -597,6 +594,8 @@ export function buildProgram(): Command {
       ) => {
         let result: { user: string; explanation: ExplanationShape };
         if (options.config) {
+          const { formatIssue, loadConfigFile } = await import("../config/load.js");
+          const { compilePolicy, explain } = await import("../policy/engine.js");
           const loaded = await loadConfigFile(options.config);
           if (!loaded.ok) throw new CliFailure(loaded.errors.map(formatIssue).join("\n"), "CONFIG_INVALID");
           const policy = compilePolicy(loaded.config);
@@ -896,6 +895,7 @@ export function buildProgram(): Command {
     .description("play the 2 a.m. story against a running server (needs an administrator token)")
     .option("--step-delay <ms>", "pause between steps", "700")
     .action(async (options: { stepDelay: string }) => {
+      const { runDemo } = await import("./demo.js");
       await runDemo({
         client: await client(globals()),
         json: globals().json === true,
@@ -1002,7 +1002,9 @@ export async function main(argv: string[]): Promise<number> {
         error.code === "commander.help"
       )
         return 0;
+      // Commander has already printed its own usage message to stderr; ours is printed here.
       if (error.code === "usage") process.stderr.write(`error: ${error.message}\n`);
+      if (json) out({ error: { code: "USAGE", message: error.message.replace(/^error: /, "") } });
       return 2;
     }
     let code = "FAILED";

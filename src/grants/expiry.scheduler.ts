@@ -110,8 +110,11 @@ export function createExpiryScheduler(deps: {
     for (const id of grantIds) {
       const grant = await findGrant(deps.db, id);
       if (!grant) continue;
-      if (grant.state === "active" && grant.endsAt > deps.clock.now()) {
-        await deps.grants.issueEffects(grant).catch(deps.onError);
+      if (grant.state === "active") {
+        // Still in its window: finish issuing. Past it: the expiry pass that runs next closes the
+        // grant and takes the effects away, so its revocation status is recorded as it should be.
+        if (grant.endsAt > deps.clock.now()) await deps.grants.issueEffects(grant).catch(deps.onError);
+        else continue;
       } else {
         await deps.grants.revokeEffects(grant);
       }

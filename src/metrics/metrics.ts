@@ -16,6 +16,19 @@ const REQUEST_STATES: readonly RequestState[] = [
 ];
 
 /**
+ * The process's own metrics (CPU, memory, event loop, GC), collected once per process: the
+ * collectors cannot be stopped, so a registry per server would leak them in tests.
+ */
+let processRegistry: Registry | null = null;
+function processMetrics(): Registry {
+  if (processRegistry === null) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/**
  * Prometheus metrics, one registry per server (so tests running several servers in a process keep
  * them apart). Gauges that describe stored state (requests by state, active grants, sink lag) are
  * read from the database at scrape time, so they are right after a restart and across processes;
@@ -29,7 +42,6 @@ export function createMetrics(deps: {
 }) {
   const { db } = deps;
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
 
   new Gauge({
     name: "firebreak_requests",
@@ -234,7 +246,8 @@ export function createMetrics(deps: {
     },
     /** The Prometheus text exposition. */
     async render(): Promise<{ contentType: string; body: string }> {
-      return { contentType: registry.contentType, body: await registry.metrics() };
+      const merged = Registry.merge([processMetrics(), registry]);
+      return { contentType: registry.contentType, body: await merged.metrics() };
     },
     close() {
       unsubscribe();

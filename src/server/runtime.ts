@@ -64,37 +64,60 @@ export async function createRuntimeHolder(deps: {
   let runtime = await loadRuntime(deps.path, env);
 
   async function record(actor: string, previous: FirebreakConfig | null): Promise<boolean> {
-    const stored = await deps.db
-      .selectFrom("config_state")
-      .selectAll()
-      .where("id", "=", 1)
-      .executeTakeFirst();
-    if (stored?.digest === runtime.digest) return false;
-    // The stored row keeps the configuration itself (it holds no secrets, only references), so a
-    // restart with an edited file reports what changed since the last run.
-    const before =
-      previous ??
-      (stored ? ((JSON.parse(stored.summary_json) as { config?: FirebreakConfig }).config ?? null) : null);
-    const summary = summarizeConfigChange(before, runtime.config);
-    await deps.inTransaction(async (unit) => {
-      const values = {
-        digest: runtime.digest,
-        summary_json: JSON.stringify({ summary, config: runtime.config }),
-        applied_at: unit.now,
-      };
-      if (stored) await unit.tx.updateTable("config_state").set(values).where("id", "=", 1).execute();
-      else
-        await unit.tx
-          .insertInto("config_state")
-          .values({ id: 1, ...values })
-          .execute();
-      await unit.audit({
-        type: "config.applied",
-        actor,
-        context: { file: deps.path, digest: runtime.digest, previousDigest: stored?.digest ?? null, summary },
+    // Several processes may record at once (a concurrent first start, a rolling restart): the
+    // write is a compare-and-set on what was read, and a process that loses re-reads and retries.
+    for (;;) {
+      const stored = await deps.db
+        .selectFrom("config_state")
+        .selectAll()
+        .where("id", "=", 1)
+        .executeTakeFirst();
+      if (stored?.digest === runtime.digest) return false;
+      const before =
+        previous ??
+        (stored ? ((JSON.parse(stored.summary_json) as { config?: FirebreakConfig }).config ?? null) : null);
+      const summary = summarizeConfigChange(before, runtime.config);
+      const won = await deps.inTransaction(async (unit) => {
+        const values = {
+          digest: runtime.digest,
+          summary_json: JSON.stringify({ summary, config: runtime.config }),
+          applied_at: unit.now,
+        };
+        const changed = stored
+          ? Number(
+              (
+                await unit.tx
+                  .updateTable("config_state")
+                  .set(values)
+                  .where("id", "=", 1)
+                  .where("digest", "=", stored.digest)
+                  .executeTakeFirst()
+              ).numUpdatedRows,
+            )
+          : Number(
+              (
+                await unit.tx
+                  .insertInto("config_state")
+                  .values({ id: 1, ...values })
+                  .onConflict((conflict) => conflict.column("id").doNothing())
+                  .executeTakeFirst()
+              ).numInsertedOrUpdatedRows ?? 0,
+            );
+        if (changed !== 1) return false;
+        await unit.audit({
+          type: "config.applied",
+          actor,
+          context: {
+            file: deps.path,
+            digest: runtime.digest,
+            previousDigest: stored?.digest ?? null,
+            summary,
+          },
+        });
+        return true;
       });
-    });
-    return true;
+      if (won) return true;
+    }
   }
 
   return {

@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -19,8 +19,6 @@ import { POSTGRES_ADMIN_URL, type TestDialect } from "./databases.js";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** The built program; the tests exercise exactly what `npm run build` produced. */
 export const CLI_PATH = join(REPO_ROOT, "dist", "cli", "main.js");
-
-const everyChild = new Set<ChildProcess>();
 
 /**
  * A CLI run is mostly CPU (loading the program); more at once than there are CPUs only makes each
@@ -44,13 +42,16 @@ function createSemaphore(size: number) {
     },
   };
 }
+
+// The CLI falls back to the file `firebreak login` writes; a config home that does not exist keeps
+// a developer's own login out of the tests (and leaves nothing to clean up: no test logs in).
+const isolatedConfigHome = join(tmpdir(), `firebreak-tests-no-login-${process.pid}`);
+
+const everyChild = new Set<ChildProcess>();
 process.once("exit", () => {
   for (const child of everyChild) child.kill("SIGKILL");
+  rmSync(isolatedConfigHome, { recursive: true, force: true });
 });
-
-// The CLI falls back to the file `firebreak login` writes; an empty config home keeps a
-// developer's own login out of the tests.
-const isolatedConfigHome = mkdtempSync(join(tmpdir(), "firebreak-cli-home-"));
 
 function childEnvironment(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: isolatedConfigHome, NO_COLOR: "1" };
