@@ -17,7 +17,6 @@ import { createManualClock } from "../shared/clock.js";
  * concurrency.
  */
 const SOCKET = "/var/run/postgresql";
-const ADMIN = "postgres://postgres@localhost/postgres?host=/var/run/postgresql";
 const GRANTS = 1_000;
 const CONCURRENCY = 16;
 

@@ -37,6 +37,7 @@ export function defineRoute<B, Q, P, R>(spec: RouteSpec<B, Q, P, R>): RouteSpec<
   return spec;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching NUL is the point
 const NUL_OR_LONE_SURROGATE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**

@@ -3,7 +3,6 @@ import { parseDuration } from "../config/duration.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { nameSchema } from "../config/schema.js";
 import type { Db } from "../db/types.js";
-import { FirebreakError } from "../errors.js";
 import type { FactorService } from "../factors/factor.service.js";
 import { findGrantByRequest } from "../grants/grant.repo.js";
 import type { GrantService } from "../grants/grant.service.js";

@@ -53,8 +53,12 @@ const PG_INJECTIONS: Record<string, string[]> = {
   "pg-create": [`${pgFixtureReader()}", "pg_read_all_data`, `x"; CREATE ROLE ${EVIL} SUPERUSER LOGIN; --`],
   "pg-comment": [`${pgFixtureReader()}/* */, pg_write_all_data`],
 };
+/** MariaDB role names are quoted by the connector and refused by the server at activation. */
 const MARIA_INJECTIONS: Record<string, { grants?: string[]; privileges?: string[] }> = {
   "my-role": { grants: [`r\`; DROP USER '${CANARY}'@'%'; --`] },
+};
+/** Privilege lists and SSH principals that no connector could run are refused when the file is loaded. */
+const MARIA_REFUSED_AT_LOAD: Record<string, { grants?: string[]; privileges?: string[] }> = {
   "my-priv": { privileges: [`SELECT ON *.* TO '${EVIL}'@'%' IDENTIFIED BY 'x'; DROP USER '${CANARY}'@'%'`] },
   "my-quote": { privileges: [`SELECT ON \`${tag}\`.* WITH GRANT OPTION`] },
   "my-comment": { privileges: [`SELECT ON mysql.* -- `] },
@@ -69,7 +73,11 @@ function pgFixtureReader() {
   return `jfx${tag}_reader`;
 }
 
-function config(options: { namePrefix?: string } = {}) {
+function config(options: { namePrefix?: string; withRefusedAtLoad?: boolean } = {}) {
+  const maria = options.withRefusedAtLoad
+    ? { ...MARIA_INJECTIONS, ...MARIA_REFUSED_AT_LOAD }
+    : MARIA_INJECTIONS;
+  const ssh = options.withRefusedAtLoad ? SSH_INJECTIONS : { "ssh-fine": ["ops"] };
   return configText({
     directory: {
       users: {
@@ -96,20 +104,18 @@ function config(options: { namePrefix?: string } = {}) {
         type: "mariadb",
         connection: { url: MARIADB_ADMIN_URL, controlDatabase: mariaFixture.control },
         namePrefix: PREFIX,
-        roles: MARIA_INJECTIONS,
+        roles: maria,
       },
       "hostile-hosts": {
         zone: "hz-ssh",
         type: "ssh",
-        roles: Object.fromEntries(
-          Object.entries(SSH_INJECTIONS).map(([role, principals]) => [role, { principals }]),
-        ),
+        roles: Object.fromEntries(Object.entries(ssh).map(([role, principals]) => [role, { principals }])),
       },
     },
     breakGlass: [
       policy("pg", "hz-pg", ["quoted", ...Object.keys(PG_INJECTIONS)], { approvals: false }),
-      policy("maria", "hz-maria", Object.keys(MARIA_INJECTIONS), { approvals: false }),
-      policy("ssh", "hz-ssh", Object.keys(SSH_INJECTIONS), { approvals: false }),
+      policy("maria", "hz-maria", Object.keys(maria), { approvals: false }),
+      policy("ssh", "hz-ssh", Object.keys(ssh), { approvals: false }),
     ],
   });
 }
@@ -180,7 +186,6 @@ describe("hostile role mappings against the real targets", () => {
     const attempts = [
       ...Object.keys(PG_INJECTIONS).map((role) => ({ zone: "hz-pg", role })),
       ...Object.keys(MARIA_INJECTIONS).map((role) => ({ zone: "hz-maria", role })),
-      ...Object.keys(SSH_INJECTIONS).map((role) => ({ zone: "hz-ssh", role })),
     ];
     const problems: string[] = [];
     for (const attempt of attempts) {
@@ -217,6 +222,30 @@ describe("hostile role mappings against the real targets", () => {
     expect(
       alerts.filter((e: { context: { alert: string } }) => e.context.alert === "issuance-failed"),
     ).toHaveLength(attempts.length);
+  });
+
+  it("refuses at load the privilege lists and SSH principals no connector could run, naming each, and keeps the running configuration", async () => {
+    const before = await snapshot();
+    await server.writeConfig(config({ withRefusedAtLoad: true }));
+    const refused = await server.admin.call("POST", "/v1/config/reload");
+    expect({ status: refused.status, code: refused.body?.error?.code }).toEqual({
+      status: 422,
+      code: "CONFIG_INVALID",
+    });
+    const paths = (refused.body.error.details.errors as { path: string }[]).map((e) => e.path).sort();
+    expect(paths).toEqual(
+      [
+        ...Object.keys(MARIA_REFUSED_AT_LOAD).map(
+          (role) => `resources.hostile-maria.roles.${role}.privileges[0]`,
+        ),
+        ...Object.keys(SSH_INJECTIONS).map((role) => `resources.hostile-hosts.roles.${role}.principals[0]`),
+      ].sort(),
+    );
+    await server.writeConfig(config());
+    expect(await snapshot()).toEqual(before);
+    // Still serving the previous configuration.
+    const zones = (await server.admin.ok("GET", "/v1/zones")).zones.map((z: { name: string }) => z.name);
+    expect(zones).toEqual(expect.arrayContaining(["hz-pg", "hz-maria", "hz-ssh"]));
   });
 
   it("quotes a PostgreSQL role name that needs it: membership works, nothing else is touched", async () => {
