@@ -39,7 +39,7 @@ export function createHttpServer(deps: {
         .header("cache-control", "no-store")
         .send({ error: { code: "BAD_REQUEST", message, requestId: request.id } });
     },
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
   });
 
   // Keep the raw bytes: webhook signatures are computed over exactly what was sent.
