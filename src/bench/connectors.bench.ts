@@ -6,6 +6,8 @@ import pg from "pg";
 import type { ResourceConfig } from "../config/schema.js";
 import { createMariadbConnector } from "../connectors/mariadb/mariadb.connector.js";
 import { createPostgresConnector } from "../connectors/postgres/postgres.connector.js";
+import { generateEd25519KeyPair } from "../connectors/ssh/keygen.js";
+import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
 import type { ConnectorDeps, CredentialConnector } from "../plugins/contracts.js";
 import { createApp } from "../server/app.js";
 import { createManualClock } from "../shared/clock.js";
@@ -54,7 +56,13 @@ async function withAdmin<T>(database: string, work: (client: pg.Client) => Promi
   }
 }
 
-async function latency(name: string, connector: CredentialConnector, resource: ResourceConfig, runs: number) {
+async function latency(
+  name: string,
+  connector: CredentialConnector,
+  resource: ResourceConfig,
+  runs: number,
+  publicKey: string | null = null,
+) {
   const issue: number[] = [];
   const revoke: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -71,8 +79,8 @@ async function latency(name: string, connector: CredentialConnector, resource: R
       endsAt: Date.now() + 600_000,
       sourceZone: null,
       sourceCidrs: [],
-      clientAddress: null,
-      publicKey: null,
+      clientAddress: "127.0.0.1",
+      publicKey,
     });
     issue.push(performance.now() - start);
     const context = {
@@ -103,7 +111,7 @@ export async function runConnectorBenchmarks(): Promise<void> {
     await c.query("CREATE ROLE bench_owner NOLOGIN").catch(() => {});
   });
   try {
-    console.log("\n(issue 3) connector latency against the real servers, one grant at a time");
+    console.log("\n(d) connector latency against the real servers, one grant at a time");
     const pgResource = {
       zone: "db",
       type: "postgres",
@@ -131,8 +139,29 @@ export async function runConnectorBenchmarks(): Promise<void> {
       await mariadb.close();
     }
 
+    // SSH: a certificate signed by the zone's CA per grant; revoke publishes a key revocation list.
+    const stored = new Map<string, { privateKey: string; publicKey: string }>();
+    const ssh = createSshConnector({
+      ...deps,
+      keys: {
+        async getOrCreate(_kind, zone, create) {
+          const existing = stored.get(zone) ?? (await create());
+          stored.set(zone, existing);
+          return existing;
+        },
+      },
+    });
+    const userKey = await generateEd25519KeyPair("bench-user");
+    const sshResource = {
+      zone: "db",
+      type: "ssh",
+      roles: { admin: { principals: ["ops"] } },
+    } as unknown as ResourceConfig;
+    await latency("ssh", ssh, sshResource, 50, userKey.publicKey);
+    await ssh.close();
+
     console.log(
-      `\n(issue 3) ${GRANTS} PostgreSQL grants expiring in the same second (${CONCURRENCY} closed at once)`,
+      `\n(d) ${GRANTS} PostgreSQL grants expiring in the same second (${CONCURRENCY} closed at once)`,
     );
     const users = Array.from({ length: GRANTS }, (_, i) => `u${i}`);
     const configPath = join(dir, "bench.yaml");

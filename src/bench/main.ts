@@ -1,4 +1,5 @@
 import { runAuditBenchmarks } from "./audit.bench.js";
+import { runConnectorBenchmarks } from "./connectors.bench.js";
 import { runHttpBenchmarks } from "./http.bench.js";
 import { runPolicyBenchmarks } from "./policy.bench.js";
 import { runSegmentationBenchmarks } from "./segmentation.bench.js";
@@ -9,5 +10,6 @@ import { runSegmentationBenchmarks } from "./segmentation.bench.js";
  */
 await runPolicyBenchmarks();
 await runHttpBenchmarks();
+await runConnectorBenchmarks();
 await runSegmentationBenchmarks();
 await runAuditBenchmarks();
