@@ -30,7 +30,12 @@ function requireAuditor(principal: Principal) {
 
 const HEARTBEAT_MS = 15_000;
 
-export function createAuditRoutes(deps: { audit: AuditService; bus: EventBus }): AnyRoute[] {
+export function createAuditRoutes(deps: {
+  audit: AuditService;
+  bus: EventBus;
+  /** Which events a caller who is neither administrator nor auditor may follow. */
+  visibleTo: (principal: Principal) => (event: AuditEvent) => boolean;
+}): AnyRoute[] {
   return [
     defineRoute({
       method: "GET",
@@ -107,13 +112,15 @@ export function createAuditRoutes(deps: { audit: AuditService; bus: EventBus }):
       method: "GET",
       url: "/v1/events",
       summary:
-        "Server-sent events: every committed audit event, live (resume with Last-Event-ID or ?afterSeq)",
+        "Server-sent events of committed audit events, live (resume with Last-Event-ID or ?afterSeq); administrators and auditors see all, others what concerns them",
       tag: "audit",
       auth: "user",
       query: z.object({ afterSeq: z.coerce.number().int().min(0).optional() }),
       reply: z.unknown(),
       async handler({ principal, query, request, reply }) {
-        requireAuditor(principal);
+        // Administrators and auditors follow everything; anyone else only the events about them
+        // (their own requests and grants) and about requests they may approve.
+        const visible = principal.isAdmin || principal.isAuditor ? () => true : deps.visibleTo(principal);
         const lastEventId = Number(request.headers["last-event-id"]);
         let cursor =
           Number.isInteger(lastEventId) && lastEventId >= 0
@@ -131,6 +138,7 @@ export function createAuditRoutes(deps: { audit: AuditService; bus: EventBus }):
         const send = (event: AuditEvent) => {
           if (event.seq <= cursor) return;
           cursor = event.seq;
+          if (!visible(event)) return;
           out.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
         };
         // Subscribe first, then replay from the database, so nothing committed in between is missed.

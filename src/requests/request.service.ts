@@ -480,3 +480,19 @@ export function suggestedApprovers(
     .map(([name]) => name)
     .sort();
 }
+
+/**
+ * What someone who is neither administrator nor auditor may follow live: events they caused or
+ * that are about them (their requests and grants), and request events in zones where they may
+ * approve — the same things the API lets them read, so nothing about other zones leaks.
+ */
+export function eventVisibility(config: FirebreakConfig, principal: Principal) {
+  const zones = new Set(approverZones(config, principal));
+  return (event: { type: string; actor: string; zone: string | null; context: Record<string, unknown> }) =>
+    event.actor === principal.name ||
+    event.context.requester === principal.name ||
+    event.context.user === principal.name ||
+    ((event.type.startsWith("request.") || event.type === "approval.recorded") &&
+      event.zone !== null &&
+      zones.has(event.zone));
+}

@@ -35,7 +35,7 @@ import { createConnectorRegistry, sinkRegistry } from "../plugins/registry.js";
 import { createAccessHolder } from "../policy/access-holder.js";
 import { createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
-import { createRequestService, suggestedApprovers } from "../requests/request.service.js";
+import { createRequestService, eventVisibility, suggestedApprovers } from "../requests/request.service.js";
 import { createKeyStore } from "../secrets/key-store.js";
 import { createSecretBox, loadMasterKeys } from "../secrets/secret-box.js";
 import { createSegmentationRoutes } from "../segmentation/segmentation.routes.js";
@@ -312,7 +312,11 @@ export async function createApp(options: AppOptions) {
     }),
     ...enforcement.routes,
     ...createSignalRoutes({ signals }),
-    ...createAuditRoutes({ audit, bus }),
+    ...createAuditRoutes({
+      audit,
+      bus,
+      visibleTo: (principal) => eventVisibility(current().config, principal),
+    }),
     ...createDeliveryRoutes({
       delivery: auditDelivery,
       checkpointer,
