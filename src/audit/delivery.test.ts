@@ -308,28 +308,39 @@ describe.each(DIALECTS)("audit delivery on %s", (dialect) => {
     expect(a.fake("siem").seqs()).toEqual([1, 2, 3, 4, 5, 6]);
     expect(fakesB.get("siem")?.seqs() ?? []).toEqual([]);
 
-    // A holder on another machine keeps its lease until it expires.
-    await a.delivery.stop();
-    running.splice(running.indexOf(a.delivery), 1);
+    // A holder on another machine keeps its lease until it expires: a process starting now waits.
+    // Both local processes stop first (releasing their leases), so the only holder is the other machine.
+    for (const stopped of [a.delivery, b.delivery]) {
+      await stopped.stop();
+      running.splice(running.indexOf(stopped), 1);
+    }
     await db
       .updateTable("audit_sink_state")
       .set({ lease_owner: "elsewhere/1/abc", lease_until: clock.now() + 60_000 })
       .execute();
+    const fakesC = new Map<string, FakeSink>();
+    const c = start([sinkConfig("siem")], fakesC);
+    await c.delivery.start();
     await appendMany(1);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(fakesB.get("siem")?.seqs() ?? []).toEqual([]);
+    expect(fakesC.get("siem")?.seqs() ?? []).toEqual([]);
     clock.advance(60_001);
-    b.delivery.poke();
-    await until("B to take over after expiry", () => (fakesB.get("siem")?.seqs() ?? []).includes(7));
+    c.delivery.poke();
+    await until("C to take over after expiry", () => (fakesC.get("siem")?.seqs() ?? []).includes(7));
 
     // A holder on this machine whose process is gone is taken over at once.
+    await c.delivery.stop();
+    running.splice(running.indexOf(c.delivery), 1);
     await db
       .updateTable("audit_sink_state")
       .set({ lease_owner: `${hostname().slice(0, 40)}/2147483646/dead`, lease_until: clock.now() + 600_000 })
       .execute();
+    const fakesD = new Map<string, FakeSink>();
+    const d = start([sinkConfig("siem")], fakesD);
+    await d.delivery.start();
     await appendMany(1);
-    b.delivery.poke();
-    await until("B to take over from a dead process", () => (fakesB.get("siem")?.seqs() ?? []).includes(8));
+    d.delivery.poke();
+    await until("D to take over from a dead process", () => (fakesD.get("siem")?.seqs() ?? []).includes(8));
   });
 
   it("starts a new sink at the head when asked, follows configuration changes, and times out hung deliveries", async () => {
