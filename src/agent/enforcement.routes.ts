@@ -2,16 +2,17 @@ import { z } from "zod";
 import { type FirebreakConfig, NAME_PATTERN } from "../config/schema.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
+import { matchesPrincipal } from "../policy/approvals.js";
 import { networkStateSchema } from "../segmentation/network-state.js";
 import type { Clock } from "../shared/clock.js";
 import { ID_PATTERN } from "../shared/ids.js";
-import { matchesAny, type Principal } from "../users/user.service.js";
+import type { Principal } from "../users/user.service.js";
 import type { EnforcementService } from "./enforcement.service.js";
 
 const MAX_WAIT_SECONDS = 55;
 
 function isAgent(config: FirebreakConfig, principal: Principal): boolean {
-  return principal.isAdmin || matchesAny(principal, config.agents ?? []);
+  return principal.isAdmin || matchesPrincipal(config.agents ?? [], principal.name, principal.groups);
 }
 
 const agentName = z

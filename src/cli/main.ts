@@ -596,6 +596,7 @@ export function buildProgram(): Command {
         if (options.config) {
           const { formatIssue, loadConfigFile } = await import("../config/load.js");
           const { compilePolicy, explain } = await import("../policy/engine.js");
+          const { NO_INCIDENT } = await import("../signals/signal.service.js");
           const loaded = await loadConfigFile(options.config);
           if (!loaded.ok) throw new CliFailure(loaded.errors.map(formatIssue).join("\n"), "CONFIG_INVALID");
           const policy = compilePolicy(loaded.config);
@@ -611,7 +612,7 @@ export function buildProgram(): Command {
             ticket: options.ticket ?? null,
             sourceZone: options.sourceZone ?? null,
             signals: {
-              incident: { open: false, severity: 99, id: "", title: "", ageSeconds: 0 },
+              incident: NO_INCIDENT,
               sourceZone: options.sourceZone ?? null,
             },
             blockingOverdueReviews: 0,

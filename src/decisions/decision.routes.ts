@@ -9,7 +9,7 @@ import { explain, zoneOfTarget } from "../policy/engine.js";
 import { durationText } from "../requests/request.routes.js";
 import type { Runtime } from "../server/runtime.js";
 import type { Clock } from "../shared/clock.js";
-import type { SignalService } from "../signals/signal.service.js";
+import { NO_INCIDENT, type SignalService } from "../signals/signal.service.js";
 import type { UserService } from "../users/user.service.js";
 
 export function createDecisionRoutes(deps: {
@@ -63,7 +63,7 @@ export function createDecisionRoutes(deps: {
         const signals = zone
           ? await deps.signals.snapshot(zone, sourceZone ?? null, now)
           : {
-              incident: { open: false, severity: 99, id: "", title: "", ageSeconds: 0 },
+              incident: NO_INCIDENT,
               sourceZone: sourceZone ?? null,
             };
         const explanation = explain(runtime.policy, {

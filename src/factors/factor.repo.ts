@@ -52,10 +52,6 @@ export async function updateCounter(db: Executor, factorId: string, counter: num
   await db.updateTable("mfa_factors").set({ counter }).where("id", "=", factorId).execute();
 }
 
-export async function confirmFactor(db: Executor, factorId: string, now: number): Promise<void> {
-  await db.updateTable("mfa_factors").set({ confirmed_at: now }).where("id", "=", factorId).execute();
-}
-
 export async function recordPresentation(
   db: Executor,
   row: {

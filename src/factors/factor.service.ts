@@ -15,7 +15,6 @@ import type { InTransaction } from "../shared/transaction.js";
 import type { Principal } from "../users/user.service.js";
 import {
   advanceStep,
-  confirmFactor,
   countFailures,
   deleteUnconfirmed,
   insertFactor,
@@ -353,8 +352,6 @@ export function createFactorService(deps: {
       const row = await latestPresentation(deps.db, user, kinds, deps.clock.now() - freshnessMs);
       return row ? { kind: row.kind, at: row.presented_at } : null;
     },
-
-    confirm: confirmFactor,
   };
 }
 export type FactorService = ReturnType<typeof createFactorService>;

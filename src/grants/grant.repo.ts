@@ -136,15 +136,6 @@ export async function findGrant(db: Executor, id: string): Promise<GrantRecord |
   return row ? toRecord(row) : null;
 }
 
-export async function findGrantByRequest(db: Executor, requestId: string): Promise<GrantRecord | null> {
-  const row = await db
-    .selectFrom("grants")
-    .selectAll()
-    .where("request_id", "=", requestId)
-    .executeTakeFirst();
-  return row ? toRecord(row) : null;
-}
-
 export async function hasActiveGrant(
   db: Executor,
   user: string,
@@ -366,6 +357,41 @@ export async function updateEffect(
     })
     .where("id", "=", id)
     .execute();
+}
+
+/** The grant id of each request that became a grant, in one query (for list views). */
+export async function grantIdsByRequest(
+  db: Executor,
+  requestIds: readonly string[],
+): Promise<Map<string, string>> {
+  if (requestIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom("grants")
+    .select(["id", "request_id"])
+    .where("request_id", "in", requestIds)
+    .execute();
+  return new Map(rows.map((row) => [row.request_id, row.id]));
+}
+
+/** The effects of several grants in one query (for list views). */
+export async function listEffectsByGrant(
+  db: Executor,
+  grantIds: readonly string[],
+): Promise<Map<string, GrantEffect[]>> {
+  const byGrant = new Map<string, GrantEffect[]>();
+  if (grantIds.length === 0) return byGrant;
+  const rows = await db
+    .selectFrom("grant_effects")
+    .selectAll()
+    .where("grant_id", "in", grantIds)
+    .orderBy("id")
+    .execute();
+  for (const row of rows) {
+    const list = byGrant.get(row.grant_id) ?? [];
+    list.push(toEffect(row));
+    byGrant.set(row.grant_id, list);
+  }
+  return byGrant;
 }
 
 export async function listEffects(db: Executor, grantId: string): Promise<GrantEffect[]> {

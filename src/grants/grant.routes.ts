@@ -4,13 +4,18 @@ import type { Clock } from "../shared/clock.js";
 import { ID_PATTERN } from "../shared/ids.js";
 import type { GrantRecord } from "./grant.repo.js";
 import type { GrantService } from "./grant.service.js";
-import { grantViewSchema, toGrantView } from "./grant.views.js";
+import { type GrantView, grantViewSchema, toGrantView } from "./grant.views.js";
 
 const idParams = z.object({ id: z.string().regex(ID_PATTERN, "a grant id such as 'grt_…'") });
 
 export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }): AnyRoute[] {
-  const view = async (grant: GrantRecord) =>
-    toGrantView(grant, await deps.grants.effects(grant.id), deps.clock.now());
+  /** Views of several grants with one query for all their effects. */
+  const views = async (grants: readonly GrantRecord[]) => {
+    const effects = await deps.grants.effectsOf(grants.map((g) => g.id));
+    const now = deps.clock.now();
+    return grants.map((grant) => toGrantView(grant, effects.get(grant.id) ?? [], now));
+  };
+  const view = async (grant: GrantRecord) => (await views([grant]))[0] as GrantView;
   return [
     defineRoute({
       method: "GET",
@@ -31,7 +36,7 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
           mine: query.mine === "true",
           limit: query.limit,
         });
-        return { grants: await Promise.all(rows.map(view)) };
+        return { grants: await views(rows) };
       },
     }),
     defineRoute({
@@ -121,7 +126,7 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
           reviewDue: query.due !== "false",
           overdue: query.overdue === "true",
         });
-        return { reviews: await Promise.all(rows.map(view)) };
+        return { reviews: await views(rows) };
       },
     }),
   ];

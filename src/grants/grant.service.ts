@@ -2,6 +2,7 @@ import type { FirebreakConfig } from "../config/schema.js";
 import type { Db, GrantState, ReviewState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { matchesPrincipal } from "../policy/approvals.js";
+import { type CompiledPolicy, resourcesForGrant } from "../policy/engine.js";
 import { findRequest, listApprovals, transitionRequest } from "../requests/request.repo.js";
 import { type RequestService, requestContext } from "../requests/request.service.js";
 import type { SecretBox } from "../secrets/secret-box.js";
@@ -20,6 +21,7 @@ import {
   insertEffect,
   insertGrant,
   listEffects,
+  listEffectsByGrant,
   listGrants,
   markDelivered,
   recordReview,
@@ -44,7 +46,7 @@ export function createGrantService(deps: {
   db: Db;
   clock: Clock;
   inTransaction: InTransaction;
-  current: () => { config: FirebreakConfig };
+  current: () => { config: FirebreakConfig; policy: CompiledPolicy };
   effects: EffectRunner;
   enforcerKind: string;
   box: Pick<SecretBox, "seal" | "open">;
@@ -376,7 +378,12 @@ export function createGrantService(deps: {
         });
         assert(moved, "INVALID_STATE", "the request changed state while being activated");
         // Intent first: what the connectors are about to create is on record before they touch a target.
-        const resources = resourcesForGrant(config, request.zone, request.resource, request.role);
+        const resources = resourcesForGrant(
+          deps.current().policy,
+          request.zone,
+          request.resource,
+          request.role,
+        );
         for (const name of resources) {
           const resource = config.resources?.[name];
           if (!resource) continue;
@@ -531,6 +538,7 @@ export function createGrantService(deps: {
     },
 
     effects: (grantId: string) => listEffects(deps.db, grantId),
+    effectsOf: (grantIds: readonly string[]) => listEffectsByGrant(deps.db, grantIds),
 
     /**
      * The grant's credentials, once, to its owner: the secrets are decrypted, returned and wiped in
@@ -599,24 +607,6 @@ export type GrantService = ReturnType<typeof createGrantService>;
 /** Binds a sealed secret to its effect row, so a ciphertext copied to another row does not open. */
 export function secretAad(effectId: string): string {
   return `grant_effects:${effectId}`;
-}
-
-/** Resources of the zone that define the role, or just the named resource. */
-export function resourcesForGrant(
-  config: FirebreakConfig,
-  zone: string,
-  resource: string | null,
-  role: string,
-): string[] {
-  const all = Object.entries(config.resources ?? {});
-  return all
-    .filter(
-      ([name, settings]) =>
-        settings.zone === zone &&
-        (resource === null || name === resource) &&
-        Object.hasOwn(settings.roles, role),
-    )
-    .map(([name]) => name);
 }
 
 function reviewerZones(config: FirebreakConfig, principal: Principal): string[] {

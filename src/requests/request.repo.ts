@@ -204,22 +204,37 @@ export async function insertApproval(db: Executor, approval: ApprovalRecord): Pr
 }
 
 export async function listApprovals(db: Executor, requestId: string): Promise<ApprovalRecord[]> {
+  return (await listApprovalsByRequest(db, [requestId])).get(requestId) ?? [];
+}
+
+/** The approvals of several requests in one query (for list views), in decision order per request. */
+export async function listApprovalsByRequest(
+  db: Executor,
+  requestIds: readonly string[],
+): Promise<Map<string, ApprovalRecord[]>> {
+  const byRequest = new Map<string, ApprovalRecord[]>();
+  if (requestIds.length === 0) return byRequest;
   const rows = await db
     .selectFrom("approvals")
     .selectAll()
-    .where("request_id", "=", requestId)
+    .where("request_id", "in", requestIds)
     .orderBy("created_at")
     .orderBy("id")
     .execute();
-  return rows.map((row) => ({
-    id: row.id,
-    requestId: row.request_id,
-    approver: row.approver,
-    groups: JSON.parse(row.groups_json) as string[],
-    decision: row.decision,
-    comment: row.comment,
-    createdAt: row.created_at,
-  }));
+  for (const row of rows) {
+    const list = byRequest.get(row.request_id) ?? [];
+    list.push({
+      id: row.id,
+      requestId: row.request_id,
+      approver: row.approver,
+      groups: JSON.parse(row.groups_json) as string[],
+      decision: row.decision,
+      comment: row.comment,
+      createdAt: row.created_at,
+    });
+    byRequest.set(row.request_id, list);
+  }
+  return byRequest;
 }
 
 /** Approvers are reminded 5 minutes before a pending request lapses, or at 80% of a shorter window. */

@@ -4,7 +4,7 @@ import type { FirebreakConfig } from "../config/schema.js";
 import { nameSchema } from "../config/schema.js";
 import type { Db } from "../db/types.js";
 import type { FactorService } from "../factors/factor.service.js";
-import { findGrantByRequest } from "../grants/grant.repo.js";
+import { grantIdsByRequest } from "../grants/grant.repo.js";
 import type { GrantService } from "../grants/grant.service.js";
 import { grantViewSchema, toGrantView } from "../grants/grant.views.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
@@ -12,7 +12,7 @@ import type { Clock } from "../shared/clock.js";
 import { ID_PATTERN } from "../shared/ids.js";
 import type { RequestRecord } from "./request.repo.js";
 import { type RequestService, suggestedApprovers } from "./request.service.js";
-import { requestViewSchema, toRequestView } from "./request.views.js";
+import { type RequestView, requestViewSchema, toRequestView } from "./request.views.js";
 
 /** How far back a presented factor is looked up; the policy's own freshness is then applied. */
 const RECENT_FACTOR_MS = 24 * 3_600_000;
@@ -56,15 +56,23 @@ export function createRequestRoutes(deps: {
   factors: Pick<FactorService, "presentTotp" | "fresh">;
   config: () => FirebreakConfig;
 }): AnyRoute[] {
-  async function view(record: RequestRecord) {
-    const { approvals, progress } = await deps.requests.approvalsView(record);
-    const grant = await findGrantByRequest(deps.db, record.id);
-    const remaining = progress.steps.filter((s) => s.remaining > 0).map((s) => ({ from: [...s.from] }));
-    const suggested = suggestedApprovers(deps.config(), {
-      context: { requires: remaining, requester: record.requester },
+  /** Views of several requests with a fixed number of queries, however many there are. */
+  async function views(records: readonly RequestRecord[]) {
+    const approvals = await deps.requests.approvalsViews(records);
+    const grants = await grantIdsByRequest(
+      deps.db,
+      records.map((r) => r.id),
+    );
+    return records.map((record, index) => {
+      const { approvals: list, progress } = approvals[index] as (typeof approvals)[number];
+      const remaining = progress.steps.filter((s) => s.remaining > 0).map((s) => ({ from: [...s.from] }));
+      const suggested = suggestedApprovers(deps.config(), {
+        context: { requires: remaining, requester: record.requester },
+      });
+      return toRequestView(record, list, progress, grants.get(record.id) ?? null, suggested);
     });
-    return toRequestView(record, approvals, progress, grant?.id ?? null, suggested);
   }
+  const view = async (record: RequestRecord) => (await views([record]))[0] as RequestView;
   return [
     defineRoute({
       method: "POST",
@@ -111,7 +119,7 @@ export function createRequestRoutes(deps: {
           mine: query.mine === "true",
           limit: query.limit,
         });
-        return { requests: await Promise.all(rows.map(view)) };
+        return { requests: await views(rows) };
       },
     }),
     defineRoute({

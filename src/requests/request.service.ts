@@ -15,6 +15,7 @@ import {
   insertApproval,
   insertRequest,
   listApprovals,
+  listApprovalsByRequest,
   listRequests,
   type RequestRecord,
   transitionRequest,
@@ -79,14 +80,21 @@ export function createRequestService(deps: {
     return request;
   }
 
-  async function approvalsView(request: RequestRecord) {
-    const approvals = await listApprovals(deps.db, request.id);
-    const progress = approvalProgress(
-      request.approvalSteps,
-      approvals.filter((a) => a.decision === "approve"),
-      request.requester,
+  /** Each request's approvals and how far they go, read in one query for all of them. */
+  async function approvalsViews(requests: readonly RequestRecord[]) {
+    const byRequest = await listApprovalsByRequest(
+      deps.db,
+      requests.map((r) => r.id),
     );
-    return { approvals, progress };
+    return requests.map((request) => {
+      const approvals = byRequest.get(request.id) ?? [];
+      const progress = approvalProgress(
+        request.approvalSteps,
+        approvals.filter((a) => a.decision === "approve"),
+        request.requester,
+      );
+      return { approvals, progress };
+    });
   }
 
   async function lapseIfDue(unit: UnitOfWork, request: RequestRecord): Promise<boolean> {
@@ -113,7 +121,7 @@ export function createRequestService(deps: {
   return {
     canSee,
     load,
-    approvalsView,
+    approvalsViews,
     lapseIfDue,
 
     /**

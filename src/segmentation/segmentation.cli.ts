@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { formatIssue, loadConfigFile } from "../config/load.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { EXPORT_FORMATS, type ExportFormat, exportPolicies } from "../exporters/exporters.js";
-import { resourcesForGrant } from "../grants/grant.service.js";
+import { compilePolicy, resourcesForGrant } from "../policy/engine.js";
 import { type Finding, failsAt, lintConfig, SEVERITIES, type Severity } from "./lint.js";
 import { buildNetworkState, type NetworkState, networkStateSchema, standingState } from "./network-state.js";
 import { analyseZone, blastRadiusChange, buildReachabilityGraph } from "./reachability.js";
@@ -92,7 +92,12 @@ export async function blastRadiusFor(
           (config.breakGlass ?? []).filter((p) => p.zone === zone).flatMap((p) => p.sourceZones ?? []),
         ),
       ];
-  const resources = resourcesForGrant(config, zone, isResource ? options.target : null, options.role);
+  const resources = resourcesForGrant(
+    compilePolicy(config),
+    zone,
+    isResource ? options.target : null,
+    options.role,
+  );
   const changes = sources.flatMap((sourceZone) => {
     const change = blastRadiusChange(
       config,

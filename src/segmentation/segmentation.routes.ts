@@ -1,8 +1,8 @@
 import { z } from "zod";
 import type { FirebreakConfig } from "../config/schema.js";
 import { assert, FirebreakError } from "../errors.js";
-import { resourcesForGrant } from "../grants/grant.service.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
+import { type CompiledPolicy, resourcesForGrant } from "../policy/engine.js";
 import type { Clock } from "../shared/clock.js";
 import { lintConfig } from "./lint.js";
 import type { NetworkState } from "./network-state.js";
@@ -54,6 +54,7 @@ export const blastRadiusReply = z.object({
 export function createSegmentationRoutes(deps: {
   clock: Clock;
   config: () => FirebreakConfig;
+  policy: () => CompiledPolicy;
   desired: () => Promise<NetworkState>;
   sourceZoneOf: (address: string | null) => string | null;
 }): AnyRoute[] {
@@ -112,7 +113,7 @@ export function createSegmentationRoutes(deps: {
                     .flatMap((p) => p.sourceZones ?? []),
                 ),
               ];
-        const resources = resourcesForGrant(config, zone, body.resource ?? null, body.role);
+        const resources = resourcesForGrant(deps.policy(), zone, body.resource ?? null, body.role);
         const active = (await deps.desired()).paths;
         const changes = candidates.flatMap((sourceZone) => {
           const added = hypotheticalPaths(config, sourceZone, resources, deps.clock.now());

@@ -307,6 +307,7 @@ export async function createApp(options: AppOptions) {
     ...createSegmentationRoutes({
       clock,
       config: () => current().config,
+      policy: () => current().policy,
       desired: () => enforcement.service.desired(),
       sourceZoneOf: (address) => current().sourceZoneOf(address),
     }),

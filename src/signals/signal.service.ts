@@ -14,7 +14,7 @@ export interface SignalSnapshot {
 }
 
 /** No incident: severity 99 so that `severity <= 2` is false and never accidentally true. */
-const NO_INCIDENT: SignalSnapshot["incident"] = {
+export const NO_INCIDENT: SignalSnapshot["incident"] = {
   open: false,
   severity: 99,
   id: "",

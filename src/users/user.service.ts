@@ -1,8 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { FirebreakConfig, PrincipalRef } from "../config/schema.js";
+import type { FirebreakConfig } from "../config/schema.js";
 import { NAME_PATTERN, USER_PATTERN } from "../config/schema.js";
 import type { Db } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
+import { matchesPrincipal } from "../policy/approvals.js";
 import type { Clock } from "../shared/clock.js";
 import type { InTransaction } from "../shared/transaction.js";
 import { countAdmins, findToken, findUser, insertToken, insertUser, listUsers } from "./user.repo.js";
@@ -21,16 +22,6 @@ function hashSecret(secret: string): string {
   return createHash("sha256").update(secret).digest("hex");
 }
 
-/** True when the principal is named by any of the references (`user:NAME` or `group:NAME`). */
-export function matchesAny(
-  principal: { name: string; groups: readonly string[] },
-  refs: readonly PrincipalRef[],
-) {
-  return refs.some((ref) =>
-    ref.startsWith("user:") ? ref.slice(5) === principal.name : principal.groups.includes(ref.slice(6)),
-  );
-}
-
 export function createUserService(deps: {
   db: Db;
   clock: Clock;
@@ -44,11 +35,11 @@ export function createUserService(deps: {
     const stored = await findUser(deps.db, name);
     if (!fromDirectory && !stored) return null;
     const groups = [...new Set([...(fromDirectory?.groups ?? []), ...(stored?.groups ?? [])])].sort();
-    const base = { name, groups };
     return {
-      ...base,
-      isAdmin: (stored?.isAdmin ?? false) || matchesAny(base, config.administrators ?? []),
-      isAuditor: matchesAny(base, config.auditors ?? []),
+      name,
+      groups,
+      isAdmin: (stored?.isAdmin ?? false) || matchesPrincipal(config.administrators ?? [], name, groups),
+      isAuditor: matchesPrincipal(config.auditors ?? [], name, groups),
     };
   }
 
