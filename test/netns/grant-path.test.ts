@@ -15,6 +15,7 @@ import {
 import { createNftRunner } from "../../src/enforcers/nftables/nft.js";
 import { createNftablesEnforcer } from "../../src/enforcers/nftables/nftables.enforcer.js";
 import { type App, createApp } from "../../src/server/app.js";
+import { skipUnlessAvailable } from "../support/requirements.js";
 
 /**
  * Real packets through real nftables rules. Zones are network namespaces joined through a router
@@ -25,7 +26,11 @@ import { type App, createApp } from "../../src/server/app.js";
 
 const PORT = 5432;
 const GRANT_SECONDS = 4;
-const available = await canBuildLabs();
+const skip = skipUnlessAvailable(
+  await canBuildLabs(),
+  "grant paths through nftables, in network namespaces",
+  "needs root, nft and ip (network namespaces)",
+);
 
 function config(lab: Lab) {
   const zone = (name: string) => lab.zone(name);
@@ -62,7 +67,7 @@ breakGlass:
 `;
 }
 
-describe.skipIf(!available)("grant paths through nftables, in network namespaces", () => {
+describe.skipIf(skip)("grant paths through nftables, in network namespaces", () => {
   let lab: Lab;
   let app: App;
   let directory: string;
@@ -310,7 +315,7 @@ describe.skipIf(!available)("grant paths through nftables, in network namespaces
   });
 });
 
-describe.skipIf(!available)("the server enforcing itself (serve --enforcer nftables)", () => {
+describe.skipIf(skip)("the server enforcing itself (serve --enforcer nftables)", () => {
   let lab: Lab;
   let app: App;
   let directory: string;

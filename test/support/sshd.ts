@@ -221,6 +221,25 @@ function configText(directory: string, port: number, extra: readonly string[]): 
   ].join("\n");
 }
 
+/**
+ * `sshd -t`, creating what sshd needs and an earlier run may not have left: run as root it wants
+ * its privilege separation directory (Debian: /run/sshd), which only the service unit creates, so
+ * a fresh machine or container lacks it until sshd has run once as a service. It is made as the
+ * service would make it; any other complaint is thrown with sshd's own words.
+ */
+async function checkConfiguration(binary: string, configPath: string): Promise<void> {
+  let result = await run(binary, ["-t", "-f", configPath]);
+  const privsep = /Missing privilege separation directory: (\/\S+)/.exec(result.stderr)?.[1];
+  if (result.code !== 0 && privsep) {
+    if (process.getuid?.() !== 0) {
+      throw new Error(`sshd needs ${privsep}, which only root can create:\n${result.stderr}`);
+    }
+    await mkdir(privsep, { recursive: true, mode: 0o755 });
+    result = await run(binary, ["-t", "-f", configPath]);
+  }
+  if (result.code !== 0) throw new Error(`sshd rejected its configuration:\n${result.stderr}`);
+}
+
 interface Attempt {
   child: ChildProcess;
   port: number;
@@ -298,21 +317,13 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
     const check = await run(binary, ["-t", "-f", configPath]);
     if (check.code !== 0 && /Bad configuration option|Unsupported option/i.test(check.stderr)) extra = [];
     await writeFile(configPath, configText(directory, 2222, extra));
-    const recheck = await run(binary, ["-t", "-f", configPath]);
-    if (recheck.code !== 0) throw new Error(`sshd rejected its configuration:\n${recheck.stderr}`);
+    await checkConfiguration(binary, configPath);
 
     let failure = "";
     for (let attempt = 0; attempt < 5; attempt += 1) {
       const started = await launch(binary, directory, configPath, logPath);
       if ("child" in started) return handle(started, directory, user, revokedKeysPath, logPath);
       failure = started.failure;
-      // sshd run as root needs its privilege separation directory (Debian: /run/sshd), which a
-      // container may not have until the service first runs; create it as the service would.
-      const privsep = /Missing privilege separation directory: (\/\S+)/.exec(failure)?.[1];
-      if (privsep && process.getuid?.() === 0) {
-        await mkdir(privsep, { recursive: true, mode: 0o755 });
-        continue;
-      }
       if (!/Address already in use|Cannot bind/i.test(failure)) break;
     }
     throw new Error(`sshd did not start:\n${failure}`);

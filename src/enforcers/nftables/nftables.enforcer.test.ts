@@ -2,13 +2,18 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { skipUnlessAvailable } from "../../../test/support/requirements.js";
 import { canBuildLabs } from "../../bench/netns-lab.js";
 import type { NetworkState, PathState } from "../../segmentation/network-state.js";
 import { createNftRunner } from "./nft.js";
 import { createNftablesEnforcer } from "./nftables.enforcer.js";
 
 const run = promisify(execFile);
-const available = await canBuildLabs();
+const skip = skipUnlessAvailable(
+  await canBuildLabs(),
+  "nftables enforcer against the kernel",
+  "needs root, nft and ip (network namespaces)",
+);
 
 const zones: NetworkState["zones"] = [
   { name: "bastion", cidrs: ["10.20.0.0/24"], enforcement: "enforce", labels: {} },
@@ -27,7 +32,7 @@ const grant = (id: string, address: string, endsAt: number): PathState => ({
 });
 
 /** Real nft in a namespace of its own: what the enforcer loads, and how it finds hand edits. */
-describe.skipIf(!available)("nftables enforcer against the kernel", () => {
+describe.skipIf(skip)("nftables enforcer against the kernel", () => {
   const netns = `fb-${randomBytes(3).toString("hex")}-enf`;
   const nft = (...args: string[]) =>
     run("ip", ["netns", "exec", netns, "nft", ...args]).then((r) => r.stdout);
