@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import { z } from "zod";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
@@ -5,6 +6,7 @@ import type { EventBus } from "../shared/events.js";
 import type { Principal } from "../users/user.service.js";
 import type { AuditService } from "./audit.service.js";
 import type { AuditEvent } from "./chain.js";
+import { serveEventStream } from "./event-stream.js";
 
 const eventSchema = z.object({
   seq: z.number(),
@@ -28,13 +30,21 @@ function requireAuditor(principal: Principal) {
   );
 }
 
-const HEARTBEAT_MS = 15_000;
-
 export function createAuditRoutes(deps: {
   audit: AuditService;
   bus: EventBus;
-  /** Which events a caller who is neither administrator nor auditor may follow. */
-  visibleTo: (principal: Principal) => (event: AuditEvent) => boolean;
+  /** Whether a caller may follow an event: the REST API's visibility rules, per event. */
+  visible: (viewer: Principal, event: AuditEvent) => Promise<boolean>;
+  /**
+   * Binds to the credential a request presented (bearer token or session cookie) and checks it
+   * again on each call: who it belongs to now, or null once it is revoked, logged out or expired.
+   */
+  recheckCredential: (request: {
+    method: string;
+    headers: IncomingHttpHeaders;
+  }) => () => Promise<Principal | null>;
+  /** How often an open stream checks its credential (default: every few seconds). */
+  recheckMs?: number;
 }): AnyRoute[] {
   return [
     defineRoute({
@@ -112,51 +122,28 @@ export function createAuditRoutes(deps: {
       method: "GET",
       url: "/v1/events",
       summary:
-        "Server-sent events of committed audit events, live (resume with Last-Event-ID or ?afterSeq); administrators and auditors see all, others what concerns them",
+        "Server-sent events of committed audit events, live (resume with Last-Event-ID or ?afterSeq); administrators and auditors see all, others the events about requests and grants the API shows them; ends when the credential that opened it stops being valid",
       tag: "audit",
       auth: "user",
       query: z.object({ afterSeq: z.coerce.number().int().min(0).optional() }),
       reply: z.unknown(),
       async handler({ principal, query, request, reply }) {
-        // Administrators and auditors follow everything; anyone else only the events about them
-        // (their own requests and grants) and about requests they may approve.
-        const visible = principal.isAdmin || principal.isAuditor ? () => true : deps.visibleTo(principal);
+        const recheck = deps.recheckCredential(request);
         const lastEventId = Number(request.headers["last-event-id"]);
-        let cursor =
+        const afterSeq =
           Number.isInteger(lastEventId) && lastEventId >= 0
             ? lastEventId
             : (query.afterSeq ?? (await deps.audit.head()).seq);
         reply.hijack();
-        const out = reply.raw;
-        out.writeHead(200, {
+        reply.raw.writeHead(200, {
           "content-type": "text/event-stream",
           "cache-control": "no-store",
           connection: "keep-alive",
         });
-        // Sent at once so clients see the stream open before the first event or keep-alive.
-        out.write(": open\n\n");
-        const send = (event: AuditEvent) => {
-          if (event.seq <= cursor) return;
-          cursor = event.seq;
-          if (!visible(event)) return;
-          out.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-        };
-        // Subscribe first, then replay from the database, so nothing committed in between is missed.
-        const buffered: AuditEvent[] = [];
-        let replaying = true;
-        const unsubscribe = deps.bus.subscribe((event) => (replaying ? buffered.push(event) : send(event)));
-        for (;;) {
-          const page = await deps.audit.list({ afterSeq: cursor, limit: 1000 });
-          for (const event of page) send(event);
-          if (page.length < 1000) break;
-        }
-        replaying = false;
-        for (const event of buffered) send(event);
-        const heartbeat = setInterval(() => out.write(": keep-alive\n\n"), HEARTBEAT_MS);
-        request.raw.on("close", () => {
-          clearInterval(heartbeat);
-          unsubscribe();
-        });
+        serveEventStream(
+          { audit: deps.audit, bus: deps.bus, visible: deps.visible, recheckMs: deps.recheckMs },
+          { out: reply.raw, afterSeq, follower: { principal, recheck } },
+        );
         return undefined;
       },
     }),

@@ -3,6 +3,7 @@ import type { Db, GrantState, ReviewState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { matchesPrincipal } from "../policy/approvals.js";
 import { type CompiledPolicy, resourcesForGrant } from "../policy/engine.js";
+import { canReviewGrant, canSeeGrant } from "../policy/visibility.js";
 import { findRequest, listApprovals, transitionRequest } from "../requests/request.repo.js";
 import { type RequestService, requestContext } from "../requests/request.service.js";
 import type { SecretBox } from "../secrets/secret-box.js";
@@ -53,24 +54,14 @@ export function createGrantService(deps: {
   requests: Pick<RequestService, "load" | "lapseIfDue">;
   listener: GrantListener;
 }) {
+  // The same rules decide what `/v1/events` streams (policy/visibility.ts).
   function canSee(principal: Principal, grant: GrantRecord): boolean {
-    return (
-      principal.isAdmin || principal.isAuditor || principal.name === grant.user || canReview(principal, grant)
-    );
-  }
-
-  function reviewersOf(grant: GrantRecord) {
-    const policy = deps.current().config.breakGlass?.find((p) => p.name === grant.policy);
-    return policy?.review?.by ?? null;
+    return canSeeGrant(principal, grant, deps.current().config);
   }
 
   /** Reviewers are named by the policy, or else administrators and auditors; never the requester. */
   function canReview(principal: Principal, grant: GrantRecord): boolean {
-    if (principal.name === grant.user) return false;
-    const by = reviewersOf(grant);
-    return by
-      ? matchesPrincipal(by, principal.name, principal.groups)
-      : principal.isAdmin || principal.isAuditor;
+    return canReviewGrant(principal, grant, deps.current().config);
   }
 
   async function load(principal: Principal, id: string) {
@@ -485,6 +476,13 @@ export function createGrantService(deps: {
           grant.reviewState === "none"
             ? "this grant needs no review"
             : `this grant was already reviewed (${grant.reviewState})`,
+        );
+        // A review judges a use that is over: while the grant is open, what it will be used for
+        // is not yet known, and an early "accepted" would vouch for the rest of the window.
+        assert(
+          grant.state !== "active",
+          "INVALID_STATE",
+          "the grant is still active; it can be reviewed once it has ended (expired or revoked)",
         );
         const ok = await recordReview(unit.tx, id, {
           state: verdict,

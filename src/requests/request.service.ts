@@ -5,6 +5,7 @@ import type { PresentedFactor } from "../factors/factor.service.js";
 import { countBlockingOverdueReviews, hasActiveGrant } from "../grants/grant.repo.js";
 import { approvalProgress, canApprove, matchesPrincipal } from "../policy/approvals.js";
 import { type CompiledPolicy, decide } from "../policy/engine.js";
+import { canSeeRequest } from "../policy/visibility.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
 import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
@@ -61,12 +62,12 @@ export function createRequestService(deps: {
   /** Told how long each decision took (signals, overdue reviews, policy), for the latency metric. */
   onDecision?: (outcome: string, seconds: number) => void;
 }) {
-  /** Who may see a request: its requester, its possible approvers, administrators and auditors. */
+  /**
+   * Who may see a request: its requester, its possible approvers, administrators and auditors.
+   * The same rule decides what `/v1/events` streams (policy/visibility.ts).
+   */
   function canSee(principal: Principal, request: RequestRecord): boolean {
-    if (principal.isAdmin || principal.isAuditor || principal.name === request.requester) return true;
-    return request.approvalSteps.some((step) =>
-      matchesPrincipal(step.from, principal.name, principal.groups),
-    );
+    return canSeeRequest(principal, request);
   }
 
   /** Loads a request the caller may see; any other id is NOT_FOUND, so existence never leaks. */
@@ -487,20 +488,4 @@ export function suggestedApprovers(
     .filter(([name, user]) => name !== requester && matchesPrincipal(refs, name, user.groups))
     .map(([name]) => name)
     .sort();
-}
-
-/**
- * What someone who is neither administrator nor auditor may follow live: events they caused or
- * that are about them (their requests and grants), and request events in zones where they may
- * approve — the same things the API lets them read, so nothing about other zones leaks.
- */
-export function eventVisibility(config: FirebreakConfig, principal: Principal) {
-  const zones = new Set(approverZones(config, principal));
-  return (event: { type: string; actor: string; zone: string | null; context: Record<string, unknown> }) =>
-    event.actor === principal.name ||
-    event.context.requester === principal.name ||
-    event.context.user === principal.name ||
-    ((event.type.startsWith("request.") || event.type === "approval.recorded") &&
-      event.zone !== null &&
-      zones.has(event.zone));
 }

@@ -6,6 +6,7 @@ import { createAuditService } from "../audit/audit.service.js";
 import { createCheckpointer, createCheckpointSchedule, createSigningKeyHolder } from "../audit/checkpoint.js";
 import { createAuditDelivery } from "../audit/delivery.js";
 import { createDeliveryRoutes } from "../audit/delivery.routes.js";
+import { createEventVisibility } from "../audit/event-visibility.js";
 import { createRelatedLookup } from "../audit/related.js";
 import { resolveSecret } from "../config/secrets.js";
 import { loadRevocations, saveRevocations } from "../connectors/ssh/revocation.repo.js";
@@ -13,6 +14,7 @@ import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
 import { createSshRoutes } from "../connectors/ssh/ssh.routes.js";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
+import { isFirebreakError } from "../errors.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
 import { createEffectRunner } from "../grants/effects.js";
@@ -35,7 +37,7 @@ import { createConnectorRegistry, sinkRegistry } from "../plugins/registry.js";
 import { createAccessHolder } from "../policy/access-holder.js";
 import { createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
-import { createRequestService, eventVisibility, suggestedApprovers } from "../requests/request.service.js";
+import { createRequestService, suggestedApprovers } from "../requests/request.service.js";
 import { createKeyStore } from "../secrets/key-store.js";
 import { createSecretBox, loadMasterKeys } from "../secrets/secret-box.js";
 import { createSegmentationRoutes } from "../segmentation/segmentation.routes.js";
@@ -64,6 +66,8 @@ export interface AppOptions {
   env?: NodeJS.ProcessEnv;
   /** How grants' network paths are enforced (default: recorded only, by the `log` enforcer). */
   enforcement?: EnforcementOptions;
+  /** How often an open `/v1/events` stream checks that its credential still holds (default 5 s). */
+  eventStreamRecheckMs?: number;
   log?: {
     info(message: string, fields?: Record<string, unknown>): void;
     error(message: string, fields?: Record<string, unknown>): void;
@@ -316,7 +320,20 @@ export async function createApp(options: AppOptions) {
     ...createAuditRoutes({
       audit,
       bus,
-      visibleTo: (principal) => eventVisibility(current().config, principal),
+      visible: createEventVisibility({ db, config: () => current().config }),
+      // The stream keeps the credential it was opened with and asks again whether it still holds.
+      recheckCredential: (request) => {
+        const { token } = presentedCredential(request, identitySettings(current().config));
+        return async () => {
+          try {
+            return await users.authenticate(token);
+          } catch (error) {
+            if (isFirebreakError(error) && error.code === "UNAUTHENTICATED") return null;
+            throw error;
+          }
+        };
+      },
+      recheckMs: options.eventStreamRecheckMs,
     }),
     ...createDeliveryRoutes({
       delivery: auditDelivery,
