@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { loadVerifyKey } from "../audit/checkpoint.js";
 import { type ExportVerifyResult, type VerifyKey, verifyExportFiles } from "../audit/offline-verify.js";
 import type { Client } from "./client.js";
-import { printable, table } from "./format.js";
+import { safeText, table } from "./format.js";
 
 interface Context {
   emit(json: unknown, human: () => string): void;
@@ -32,7 +32,7 @@ type SinkView = {
 function describeExport(result: ExportVerifyResult, files: readonly string[]): string {
   if (!result.ok) {
     const where = result.line === null ? "" : ` (line ${result.line})`;
-    return `BROKEN: ${result.problem} at seq ${result.firstBadSeq}${where}: ${printable(result.reason)}\n${result.events} event(s) verified before it`;
+    return `BROKEN: ${result.problem} at seq ${result.firstBadSeq}${where}: ${safeText(result.reason)}\n${result.events} event(s) verified before it`;
   }
   const lines = [
     `OK: ${result.events} events in ${files.join(", ")}, chain intact through seq ${result.lastSeq}`,
@@ -165,7 +165,7 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
               letter.state,
               String(letter.attempts),
               letter.deadAt,
-              printable(letter.lastError),
+              letter.lastError,
             ]),
             ["SEQ", "EVENT", "STATE", "ATTEMPTS", "SINCE", "LAST ERROR"],
           ),
@@ -178,13 +178,13 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
           sinks.map((sink) => [
             sink.name,
             sink.type,
-            printable(sink.target ?? "-"),
+            sink.target ?? "-",
             sink.state,
             `${sink.deliveredSeq}/${sink.headSeq}`,
             sink.lagEvents === 0 ? "0" : `${sink.lagEvents} (${sink.lagSeconds.toFixed(1)}s)`,
             `${sink.errorTotal}${sink.attempts > 0 ? ` (retry ${sink.attempts}${sink.nextAttemptAt ? ` at ${sink.nextAttemptAt}` : ""})` : ""}`,
             String(sink.deadLetters.dead + sink.deadLetters.queued),
-            printable(sink.lastError ?? "-"),
+            sink.lastError ?? "-",
           ]),
           ["SINK", "TYPE", "TARGET", "STATE", "DELIVERED", "LAG", "FAILURES", "DEAD", "LAST ERROR"],
         ),

@@ -1,5 +1,6 @@
 import { FirebreakError } from "../errors.js";
 import type { Client } from "./client.js";
+import { safeText } from "./format.js";
 
 interface AuthConfig {
   oidc: { enabled: boolean; deviceStartUrl: string | null };
@@ -47,7 +48,7 @@ export async function deviceLogin(deps: {
   const started = await deps.client.post<DeviceStart>("/v1/auth/oidc/device/start", {});
   const open = started.verificationUriComplete ?? started.verificationUri;
   deps.instruct(
-    `To sign in, open this address in a browser:\n\n  ${open}\n\nand check that it shows the code ${started.userCode}. Waiting (until ${started.expiresAt})…`,
+    `To sign in, open this address in a browser:\n\n  ${safeText(open)}\n\nand check that it shows the code ${safeText(started.userCode)}. Waiting (until ${safeText(started.expiresAt)})…`,
     { verificationUri: open, userCode: started.userCode },
   );
   let interval = Math.max(1, started.interval);

@@ -11,7 +11,7 @@ import {
 import { VERSION } from "../version.js";
 import { registerAuditStreamCommands } from "./audit-stream.js";
 import { ApiError, createClient, deleteCredentials, writeCredentials } from "./client.js";
-import { printable, table, timeLeft } from "./format.js";
+import { safeLines, safeText, table, timeLeft } from "./format.js";
 import { deviceLogin } from "./login.js";
 
 /** A refusal or failure: exit code 1 with a clear message (and the error shape under --json). */
@@ -71,36 +71,54 @@ type GrantView = {
     reviewer: string | null;
     notes: string | null;
   };
-  effects: { resource: string; connector: string; state: string }[];
+  effects: { resource: string; connector: string; state: string; address?: string | null }[];
 };
 
+function targetOf(view: { zone: string; resource: string | null }): string {
+  return view.resource
+    ? `${safeText(view.resource)} (zone ${safeText(view.zone)})`
+    : `zone ${safeText(view.zone)}`;
+}
+
+// Every value from the server that a person chose (names, reasons, tickets, comments, notes) goes
+// through safeText, so none can end a line or reorder one and forge what follows it.
 function describeRequest(r: RequestView): string {
   const lines = [
-    `${r.id}  ${r.state.toUpperCase()}`,
-    `  ${r.requester} asks for role '${r.role}' on ${r.resource ? `${r.resource} (zone ${r.zone})` : `zone ${r.zone}`} for ${r.duration}`,
-    `  reason: ${printable(r.reason)}${r.ticket ? `   ticket: ${printable(r.ticket)}` : ""}`,
-    `  policy: ${r.policy ?? "-"}${r.autoApproved ? " (auto-approved)" : ""}${r.sourceZone ? `   from zone: ${r.sourceZone}` : ""}`,
+    `${safeText(r.id)}  ${safeText(r.state.toUpperCase())}`,
+    `  ${safeText(r.requester)} asks for role '${safeText(r.role)}' on ${targetOf(r)} for ${safeText(r.duration)}`,
+    `  reason: ${safeText(r.reason)}${r.ticket ? `   ticket: ${safeText(r.ticket)}` : ""}`,
+    `  policy: ${safeText(r.policy ?? "-")}${r.autoApproved ? " (auto-approved)" : ""}${r.sourceZone ? `   from zone: ${safeText(r.sourceZone)}` : ""}`,
   ];
   for (const a of r.approvals)
     lines.push(
-      `  ${a.decision === "approve" ? "approved" : "denied"} by ${a.approver}${a.comment ? `: ${printable(a.comment)}` : ""}`,
+      `  ${a.decision === "approve" ? "approved" : "denied"} by ${safeText(a.approver)}${a.comment ? `: ${safeText(a.comment)}` : ""}`,
     );
-  if (r.grantId) lines.push(`  grant: ${r.grantId}`);
-  lines.push(`  next: ${r.next}`);
+  if (r.grantId) lines.push(`  grant: ${safeText(r.grantId)}`);
+  lines.push(`  next: ${safeText(r.next)}`);
   return lines.join("\n");
 }
 
 function describeGrant(g: GrantView): string {
+  const active = g.state === "active";
   const lines = [
-    `${g.id}  ${g.state.toUpperCase()}${g.state === "active" ? `  ${timeLeft(g.secondsLeft)} left (until ${g.endsAt})` : ""}`,
-    `  ${g.user} holds role '${g.role}' on ${g.resource ? `${g.resource} (zone ${g.zone})` : `zone ${g.zone}`}   request: ${g.requestId}`,
+    `${safeText(g.id)}  ${safeText(g.state.toUpperCase())}${active ? `  ${timeLeft(g.secondsLeft)} left (until ${safeText(g.endsAt)})` : ""}`,
+    `  ${safeText(g.user)} ${active ? "holds" : "held"} role '${safeText(g.role)}' on ${targetOf(g)}   request: ${safeText(g.requestId)}`,
   ];
-  if (g.state !== "active")
-    lines.push(`  closed: ${printable(g.closeReason)}   revocation: ${g.revocation.status}`);
-  for (const e of g.effects) lines.push(`  ${e.resource} (${e.connector}): ${e.state}`);
+  if (!active)
+    lines.push(`  closed: ${safeText(g.closeReason)}   revocation: ${safeText(g.revocation.status)}`);
+  for (const e of g.effects)
+    lines.push(
+      `  ${safeText(e.resource)} (${safeText(e.connector)}): ${safeText(e.state)}${e.address ? ` -> ${safeText(e.address)}` : ""}`,
+    );
+  // How to use what was granted: the credential (shown once when it holds a secret) and connect.
+  const logins = g.effects.filter((e) => !e.connector.startsWith("path:"));
+  if (active && logins.length > 0)
+    lines.push(
+      `  use: firebreak connect ${safeText(g.id)}   (or: firebreak credential ${safeText(g.id)}, which shows a secret once)`,
+    );
   if (g.review.state !== "none") {
     lines.push(
-      `  review: ${g.review.state}${g.review.dueAt && g.review.state === "due" ? ` by ${g.review.dueAt}${g.review.overdue ? " (OVERDUE)" : ""}` : ""}${g.review.reviewer ? ` by ${g.review.reviewer}: ${printable(g.review.notes)}` : ""}`,
+      `  review: ${safeText(g.review.state)}${g.review.dueAt && g.review.state === "due" ? ` by ${safeText(g.review.dueAt)}${g.review.overdue ? " (OVERDUE)" : ""}` : ""}${g.review.reviewer ? ` by ${safeText(g.review.reviewer)}: ${safeText(g.review.notes)}` : ""}`,
     );
   }
   return lines.join("\n");
@@ -116,7 +134,7 @@ async function targetBody(c: Awaited<ReturnType<typeof client>>, target: string)
   if (zones.some((z) => z.name === target)) return { zone: target };
   if (zones.some((z) => z.resources.some((r) => r.name === target))) return { resource: target };
   throw new CliFailure(
-    `'${printable(target).slice(0, 100)}' is neither a zone nor a resource (see 'firebreak zones')`,
+    `'${safeText(target.slice(0, 100))}' is neither a zone nor a resource (see 'firebreak zones')`,
     "NOT_FOUND",
   );
 }
@@ -191,13 +209,15 @@ export function buildProgram(): Command {
         if (globals().json) out({ ok: false, errors: result.errors });
         else
           process.stderr.write(
-            `${result.errors.map(formatIssue).join("\n")}\n${result.errors.length} error(s) in ${file}\n`,
+            `${result.errors.map((issue) => safeText(formatIssue(issue))).join("\n")}\n${result.errors.length} error(s) in ${safeText(file)}\n`,
           );
         process.exitCode = 1;
         return;
       }
       emit({ ok: true, digest: result.digest, warnings: result.warnings }, () =>
-        [...result.warnings.map((w) => `warning: ${formatIssue(w)}`), `${file}: OK`].join("\n"),
+        [...result.warnings.map((w) => `warning: ${safeText(formatIssue(w))}`), `${safeText(file)}: OK`].join(
+          "\n",
+        ),
       );
     });
 
@@ -230,7 +250,7 @@ export function buildProgram(): Command {
             saved: path,
           },
           () =>
-            `logged in to ${c.url} as ${session.user} (groups: ${session.groups.join(", ") || "-"}) until ${session.expiresAt}; saved to ${path}`,
+            `logged in to ${c.url} as ${safeText(session.user)} (groups: ${safeText(session.groups.join(", ")) || "-"}) until ${session.expiresAt}; saved to ${path}`,
         );
         return;
       }
@@ -239,7 +259,7 @@ export function buildProgram(): Command {
       const path = await writeCredentials({ url: c.url, token: options.token });
       emit(
         { user: me.name, server: c.url, saved: path },
-        () => `logged in to ${c.url} as ${me.name}; saved to ${path}`,
+        () => `logged in to ${c.url} as ${safeText(me.name)}; saved to ${path}`,
       );
     });
 
@@ -280,7 +300,7 @@ export function buildProgram(): Command {
       emit(
         me,
         () =>
-          `${me.name}  groups: ${me.groups.join(", ") || "-"}${me.isAdmin ? "  (administrator)" : ""}${me.isAuditor ? "  (auditor)" : ""}`,
+          `${safeText(me.name)}  groups: ${safeText(me.groups.join(", ")) || "-"}${me.isAdmin ? "  (administrator)" : ""}${me.isAuditor ? "  (auditor)" : ""}`,
       );
     });
 
@@ -420,12 +440,12 @@ export function buildProgram(): Command {
           result.credentials
             .map((c) =>
               [
-                `${c.resource} (${c.connector})`,
+                `${safeText(c.resource)} (${safeText(c.connector)})`,
                 ...Object.entries(c.detail).map(
-                  ([k, v]) => `  ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`,
+                  ([k, v]) => `  ${safeText(k)}: ${safeText(typeof v === "string" ? v : JSON.stringify(v))}`,
                 ),
                 c.secret === null
-                  ? "  (no secret: nothing to deliver)"
+                  ? "  (no secret: this part can be shown again)"
                   : `  secret (shown once): ${c.secret}`,
               ].join("\n"),
             )
@@ -576,6 +596,10 @@ export function buildProgram(): Command {
     .option("--reason <text>", "justification to test", "")
     .option("--ticket <id>", "ticket to test")
     .option("--source-zone <zone>", "the zone the request would come from")
+    .option(
+      "--incident <severity>",
+      "with --config: assume an incident of this severity (1 worst to 5) is open in the zone",
+    )
     .option("--config <file>", "explain offline from this configuration file (no server)")
     .option("--blast-radius", "also show how the grant would change what its source zone reaches")
     .action(
@@ -588,11 +612,21 @@ export function buildProgram(): Command {
           reason: string;
           ticket?: string;
           sourceZone?: string;
+          incident?: string;
           config?: string;
           blastRadius?: boolean;
         },
       ) => {
         let result: { user: string; explanation: ExplanationShape };
+        const severity = options.incident === undefined ? undefined : Number(options.incident);
+        if (severity !== undefined && !(Number.isInteger(severity) && severity >= 1 && severity <= 5))
+          throw new CommanderError(2, "usage", "--incident takes a severity from 1 (worst) to 5");
+        if (severity !== undefined && !options.config)
+          throw new CommanderError(
+            2,
+            "usage",
+            "--incident simulates a signal offline: give --config FILE (a server uses its real incidents)",
+          );
         if (options.config) {
           const { formatIssue, loadConfigFile } = await import("../config/load.js");
           const { compilePolicy, explain } = await import("../policy/engine.js");
@@ -612,7 +646,10 @@ export function buildProgram(): Command {
             ticket: options.ticket ?? null,
             sourceZone: options.sourceZone ?? null,
             signals: {
-              incident: NO_INCIDENT,
+              incident:
+                severity === undefined
+                  ? NO_INCIDENT
+                  : { open: true, severity, id: "SIMULATED", title: "simulated by --incident", ageSeconds: 0 },
               sourceZone: options.sourceZone ?? null,
             },
             blockingOverdueReviews: 0,
@@ -640,6 +677,8 @@ export function buildProgram(): Command {
             ...(blast ? [describeBlastRadius(blast)] : []),
           ].join("\n"),
         );
+        // A gate in CI: a decision that refuses exits 1 (ALLOW and NEEDS APPROVAL exit 0).
+        if (result.explanation.decision.outcome === "deny") process.exitCode = 1;
       },
     );
 
@@ -663,7 +702,7 @@ export function buildProgram(): Command {
             z.enforcement,
             z.resources.map((r) => `${r.name}(${r.type})`).join(", ") || "-",
             z.policies.map((p) => p.name).join(", ") || "-",
-            z.openIncidents.map((i) => `sev${i.severity}: ${printable(i.title)}`).join("; ") || "-",
+            z.openIncidents.map((i) => `sev${i.severity}: ${i.title}`).join("; ") || "-",
           ]),
           ["ZONE", "MODE", "RESOURCES", "BREAK-GLASS POLICIES", "OPEN INCIDENTS"],
         ),
@@ -688,7 +727,7 @@ export function buildProgram(): Command {
       emit(
         created,
         () =>
-          `created ${created.name} (groups: ${created.groups.join(", ") || "-"})\ntoken (shown once): ${created.token}`,
+          `created ${safeText(created.name)} (groups: ${safeText(created.groups.join(", ")) || "-"})\ntoken (shown once): ${created.token}`,
       );
     });
   users
@@ -700,7 +739,7 @@ export function buildProgram(): Command {
         `/v1/users/${encodeURIComponent(name)}/tokens`,
         {},
       );
-      emit(issued, () => `token for ${issued.name} (shown once): ${issued.token}`);
+      emit(issued, () => `token for ${safeText(issued.name)} (shown once): ${issued.token}`);
     });
   users
     .command("revoke-tokens")
@@ -711,7 +750,7 @@ export function buildProgram(): Command {
         `/v1/users/${encodeURIComponent(name)}/tokens/revoke`,
         {},
       );
-      emit(result, () => `revoked ${result.revoked} token(s) of ${result.user}`);
+      emit(result, () => `revoked ${result.revoked} token(s) of ${safeText(result.user)}`);
     });
   users
     .command("list")
@@ -778,7 +817,7 @@ export function buildProgram(): Command {
       }>("/v1/config/reload", {});
       emit(result, () =>
         result.changed
-          ? `applied configuration ${result.digest.slice(0, 12)}\n${JSON.stringify(result.summary, null, 2)}`
+          ? `applied configuration ${safeText(result.digest.slice(0, 12))}\n${safeLines(JSON.stringify(result.summary, null, 2))}`
           : "unchanged",
       );
     });
@@ -876,7 +915,11 @@ export function buildProgram(): Command {
         title: options.title,
         status: "open",
       });
-      emit(result, () => `incident ${options.id} open in ${zone} (severity ${options.severity})`);
+      emit(
+        result,
+        () =>
+          `incident ${safeText(options.id)} open in ${safeText(zone)} (severity ${safeText(options.severity)})`,
+      );
     });
   incident
     .command("resolve")
@@ -888,7 +931,7 @@ export function buildProgram(): Command {
         zone,
         status: "resolved",
       });
-      emit(result, () => `incident ${options.id} resolved in ${zone}`);
+      emit(result, () => `incident ${safeText(options.id)} resolved in ${safeText(zone)}`);
     });
 
   program
@@ -946,9 +989,9 @@ type ExplanationShape = {
 
 function printEvent(event: AuditEventShape, json: boolean) {
   if (json) return out(JSON.stringify(event));
-  const about = [event.zone, event.subject].filter(Boolean).join(" ");
+  const about = safeText([event.zone, event.subject].filter(Boolean).join(" "));
   out(
-    `${String(event.seq).padStart(6)}  ${event.time}  ${event.type.padEnd(20)} ${event.actor.padEnd(16)} ${about}`,
+    `${String(event.seq).padStart(6)}  ${safeText(event.time)}  ${safeText(event.type).padEnd(20)} ${safeText(event.actor).padEnd(16)} ${about}`,
   );
 }
 
@@ -973,18 +1016,22 @@ function describeExplanation(
     for (const reason of d.reasons ?? [])
       lines.push(`  - [${reason.code}]${reason.policy ? ` ${reason.policy}:` : ""} ${reason.message}`);
   }
+  // A reason the decision already gave is not repeated under its policy.
+  const given = new Set((d.reasons ?? []).map((r) => `${r.policy ?? ""}\u0000${r.code}\u0000${r.message}`));
   for (const p of explanation.policies) {
+    const unmet = p.unmet.filter((u) => !given.has(`${p.policy}\u0000${u.code}\u0000${u.message}`));
     lines.push(
-      `policy ${p.policy}: ${p.applies ? (p.unmet.length ? "unmet conditions" : "all conditions hold") : "does not apply"}`,
+      `policy ${p.policy}: ${p.applies ? (p.unmet.length ? `unmet conditions${unmet.length === 0 ? " (above)" : ""}` : "all conditions hold") : "does not apply"}`,
     );
-    for (const u of p.unmet) lines.push(`  - [${u.code}] ${u.message}`);
+    for (const u of unmet) lines.push(`  - [${u.code}] ${u.message}`);
     if (p.requires.approvals.length)
       lines.push(
         `  requires approvals: ${p.requires.approvals.map((a) => `${a.count} from ${a.from.join(" or ")}`).join(", then ")}`,
       );
     if (p.requires.factors.length) lines.push(`  requires a factor: ${p.requires.factors.join(" or ")}`);
   }
-  return lines.join("\n");
+  // Each line is built as one line; a message or name holding a line break stays inside it.
+  return lines.map(safeText).join("\n");
 }
 
 /** Runs the program; exit codes: 0 success, 1 refused or failed, 2 usage error. */
@@ -1016,7 +1063,7 @@ export async function main(argv: string[]): Promise<number> {
       details = error.details;
       if (error.code === "VALIDATION_FAILED" || error.code === "BAD_REQUEST") {
         if (json) out({ error: { code, message, details } });
-        else process.stderr.write(`error: ${message} [${code}]${formatDetails(details)}\n`);
+        else process.stderr.write(`error: ${safeLines(message)} [${code}]${formatDetails(details)}\n`);
         return 2;
       }
     } else if (error instanceof CliFailure) {
@@ -1027,7 +1074,7 @@ export async function main(argv: string[]): Promise<number> {
       details = error.details;
     } else if (!(error instanceof Error)) message = String(error);
     if (json) out({ error: { code, message, details } });
-    else process.stderr.write(`error: ${message} [${code}]${formatDetails(details)}\n`);
+    else process.stderr.write(`error: ${safeLines(message)} [${code}]${formatDetails(details)}\n`);
     return 1;
   }
 }
@@ -1041,7 +1088,7 @@ function formatDetails(details: unknown): string {
   const lines = [
     ...(d.reasons ?? []).map((r) => `  - [${r.code}]${r.policy ? ` ${r.policy}:` : ""} ${r.message}`),
     ...(d.issues ?? []).map((i) => `  - ${i.path || "(body)"}: ${i.message}`),
-  ];
+  ].map(safeText);
   return lines.length ? `\n${lines.join("\n")}` : "";
 }
 
