@@ -10,7 +10,7 @@ import { analyseZone, buildReachabilityGraph, type Hop } from "./reachability.js
  *
  * Label convention (documented in NOTES.md): a zone labelled `exposure: public` faces the outside
  * world; a zone labelled `tier: data` holds data. A public zone must not reach a data zone through
- * standing flows, directly or through other zones.
+ * a standing flow of its own (high); a path through other zones is reported as medium.
  */
 
 export type Severity = "high" | "medium" | "low";
@@ -40,29 +40,56 @@ export interface Finding {
   readonly hops?: Hop[];
 }
 
-/** Roles whose name says they are administrative. */
-const ADMIN_ROLE = /(^|[-_])(admin|administrator|owner|root|superuser|su|dba|sudo)([-_]|$)/;
-/** Connector settings of a role that give administrative power on the target. */
-const ADMIN_PRIVILEGE =
-  /(^|[^a-z])(all( privileges)?|superuser|super|owner|admin|root|dba|grant option)([^a-z]|$)/i;
+/**
+ * Words that make a name administrative when they stand as a whole part of it, the parts split at
+ * `-`, `_`, `.` and spaces: `payments_owner`, `rds_superuser`, `db-admin`, `root`. Matching parts
+ * rather than substrings is what keeps `pg_read_all_data` (a read-only PostgreSQL role) or
+ * `viewer` from counting.
+ */
+const ADMIN_WORDS = new Set(["admin", "administrator", "owner", "root", "superuser", "su", "dba", "sudo"]);
+/** MariaDB privilege keywords (before ` ON `) that give administrative power on their target. */
+const ADMIN_PRIVILEGES = new Set(["ALL", "ALL PRIVILEGES", "SUPER", "GRANT OPTION", "CREATE USER"]);
 const PUBLIC_LABEL = { key: "exposure", value: "public" };
 const DATA_LABEL = { key: "tier", value: "data" };
 const WIDE_PORT_RANGE = 1024;
 
-function isAdminRole(config: FirebreakConfig, role: string, zone: string | null, resource: string | null) {
-  if (ADMIN_ROLE.test(role)) return true;
+const hasAdminWord = (name: string) =>
+  name
+    .toLowerCase()
+    .split(/[-_. ]+/)
+    .some((part) => ADMIN_WORDS.has(part));
+
+/** The privilege keywords of a MariaDB `privileges` entry such as `SELECT, INSERT ON shop.*`. */
+function privilegeKeywords(entry: string): string[] {
+  const list = entry.split(/\s+ON\s+/i)[0] ?? "";
+  return list.split(",").map((keyword) => keyword.trim().replace(/\s+/g, " ").toUpperCase());
+}
+
+/** Why a role counts as administrative: its own name, or what it maps to on a resource. */
+type AdminEvidence = { by: "name" } | { by: "mapping"; resource: string; setting: string; value: string };
+
+function adminEvidence(
+  config: FirebreakConfig,
+  role: string,
+  zone: string | null,
+  resource: string | null,
+): AdminEvidence | null {
+  if (hasAdminWord(role)) return { by: "name" };
   for (const [name, settings] of Object.entries(config.resources ?? {})) {
     if (resource !== null ? name !== resource : settings.zone !== zone) continue;
     const definition = settings.roles[role];
     if (!definition) continue;
-    const words = [
-      ...(definition.grants ?? []),
-      ...(definition.privileges ?? []),
-      ...(definition.principals ?? []),
-    ];
-    if (words.some((word) => ADMIN_PRIVILEGE.test(word))) return true;
+    for (const setting of ["grants", "principals"] as const) {
+      const value = (definition[setting] ?? []).find(hasAdminWord);
+      if (value !== undefined) return { by: "mapping", resource: name, setting, value };
+    }
+    const privilege = (definition.privileges ?? []).find((entry) =>
+      privilegeKeywords(entry).some((keyword) => ADMIN_PRIVILEGES.has(keyword)),
+    );
+    if (privilege !== undefined)
+      return { by: "mapping", resource: name, setting: "privileges", value: privilege };
   }
-  return false;
+  return null;
 }
 
 const labelled = (labels: Record<string, string> | undefined, label: { key: string; value: string }) =>
@@ -74,14 +101,19 @@ export function lintConfig(config: FirebreakConfig): Finding[] {
   const add = (finding: Finding) => findings.push(finding);
 
   for (const [index, binding] of (config.standing ?? []).entries()) {
-    if (!isAdminRole(config, binding.role, binding.zone ?? null, binding.resource ?? null)) continue;
+    const evidence = adminEvidence(config, binding.role, binding.zone ?? null, binding.resource ?? null);
+    if (evidence === null) continue;
     const who = binding.group ? `group '${binding.group}'` : `user '${binding.user}'`;
     const where = binding.zone ? `zone '${binding.zone}'` : `resource '${binding.resource}'`;
+    const held =
+      evidence.by === "name"
+        ? `${who} holds administrative role '${binding.role}' on ${where} permanently`
+        : `${who} holds role '${binding.role}' on ${where} permanently, and on resource '${evidence.resource}' that role's ${evidence.setting} include '${evidence.value}', which is administrative`;
     add({
       code: "STANDING_ADMIN_BINDING",
       severity: "high",
       path: `standing[${index}]`,
-      message: `${who} holds administrative role '${binding.role}' on ${where} permanently; give a read-only standing role and a break-glass policy for '${binding.role}'`,
+      message: `${held}; give a read-only standing role and a break-glass policy for '${binding.role}'`,
     });
   }
 
@@ -92,11 +124,19 @@ export function lintConfig(config: FirebreakConfig): Finding[] {
     for (const reached of [...(reach?.direct ?? []), ...(reach?.transitive ?? [])]) {
       if (!labelled(config.zones[reached.zone]?.labels, DATA_LABEL)) continue;
       const route = [name, ...reached.path.map((hop) => hop.to)].join(" -> ");
+      const direct = reached.path.length === 1;
+      // A path through another zone is how every application tier reaches its database; it takes
+      // a second compromise, so it is a lateral-movement path to know about, not a failing build.
       add({
         code: "PUBLIC_REACHES_DATA",
-        severity: "high",
+        severity: direct ? "high" : "medium",
         path: `zones.${name}`,
-        message: `public-facing zone '${name}' reaches data zone '${reached.zone}' ${reached.path.length === 1 ? "directly" : `in ${reached.path.length} hops`}: ${route}`,
+        message: direct
+          ? `public-facing zone '${name}' reaches data zone '${reached.zone}' directly: ${route}`
+          : `public-facing zone '${name}' reaches data zone '${reached.zone}' in ${reached.path.length} hops, through ${reached.path
+              .slice(0, -1)
+              .map((hop) => `'${hop.to}'`)
+              .join(", ")}: ${route}`,
         hops: reached.path,
       });
     }

@@ -45,10 +45,17 @@ describe("offline segmentation commands (--config FILE, for CI)", () => {
     const failing = await cli("lint", "--config", FIXTURE_CONFIG);
     expect(failing.code).toBe(1);
     expect(failing.stdout).toContain("HIGH   STANDING_ADMIN_BINDING");
-    expect(failing.stdout).toMatch(/9 finding\(s\): 4 high, 3 medium, 2 low/);
+    expect(failing.stdout).toMatch(/9 finding\(s\): 2 high, 5 medium, 2 low/);
     const json = JSON.parse((await cli("--json", "lint", "--config", FIXTURE_CONFIG)).stdout);
     expect(json.findings).toHaveLength(9);
     expect((await cli("lint", "--config", "test/fixtures/segmentation/missing.yaml")).code).toBe(1);
+  });
+
+  it("lint passes the shipped example at its default fail level", async () => {
+    const result = await cli("lint", "--config", "examples/firebreak.yaml");
+    expect(result.stdout).not.toContain("HIGH");
+    expect(result.stdout).toMatch(/finding\(s\): 0 high/);
+    expect(result.code).toBe(0);
   });
 
   it("explain --blast-radius shows what the grant would newly reach", async () => {
