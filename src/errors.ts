@@ -40,6 +40,8 @@ export const ERROR_STATUS = {
   AUTO_APPROVAL_LAPSED: 403,
   CONNECTOR_FAILED: 502,
   UNAVAILABLE: 503,
+  /** The audit chain no longer holds the checkpoint anchored outside the database. */
+  AUDIT_ANCHOR_MISMATCH: 503,
   INTERNAL: 500,
 } as const;
 

@@ -4,6 +4,7 @@ import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { EventBus } from "../shared/events.js";
 import type { Principal } from "../users/user.service.js";
+import type { AnchorKeeper } from "./anchor.js";
 import type { AuditService } from "./audit.service.js";
 import type { AuditEvent } from "./chain.js";
 import { serveEventStream } from "./event-stream.js";
@@ -45,6 +46,8 @@ export function createAuditRoutes(deps: {
   }) => () => Promise<Principal | null>;
   /** How often an open stream checks its credential (default: every few seconds). */
   recheckMs?: number;
+  /** The anchor kept outside the database (`audit.anchor`), which verify checks the chain against. */
+  anchor?: Pick<AnchorKeeper, "verify">;
 }): AnyRoute[] {
   return [
     defineRoute({
@@ -72,7 +75,8 @@ export function createAuditRoutes(deps: {
     defineRoute({
       method: "GET",
       url: "/v1/audit/verify",
-      summary: "Recompute the hash chain: OK with the count, or the first broken sequence number and why",
+      summary:
+        "Recompute the hash chain and check it against the anchor (audit.anchor): OK with the count, or the first broken sequence number and why",
       tag: "audit",
       auth: "user",
       reply: z.object({
@@ -81,16 +85,32 @@ export function createAuditRoutes(deps: {
         firstBadSeq: z.number().nullable(),
         reason: z.string().nullable(),
         headHash: z.string().nullable(),
+        problem: z.string().nullable(),
+        anchoredSeq: z.number().nullable(),
       }),
       async handler({ principal }) {
         requireAuditor(principal);
         const result = (await deps.audit.verify()) as unknown as Record<string, unknown>;
-        return {
+        const verified = {
           ok: result.ok === true,
           count: Number(result.count ?? 0),
           firstBadSeq: (result.firstBadSeq as number | undefined) ?? null,
           reason: (result.reason as string | undefined) ?? null,
           headHash: (result.headHash as string | undefined) ?? null,
+          problem: (result.problem as string | undefined) ?? null,
+          anchoredSeq: null as number | null,
+        };
+        // A chain cut back and its head rewound verifies on its own; only the anchor shows the cut.
+        const anchored = verified.ok && deps.anchor ? await deps.anchor.verify() : null;
+        if (anchored === null) return verified;
+        if (anchored.ok) return { ...verified, anchoredSeq: anchored.anchoredSeq };
+        return {
+          ...verified,
+          ok: false,
+          firstBadSeq: anchored.firstBadSeq,
+          reason: anchored.reason,
+          problem: anchored.problem,
+          anchoredSeq: anchored.anchoredSeq,
         };
       },
     }),

@@ -123,6 +123,44 @@ export function hashEvent(prevHash: string, event: Omit<HashedFields, "prevHash"
   return createHash("sha256").update(canonicalJson(fields), "utf8").digest("hex");
 }
 
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Parses a line into an event (its public shape; derived members are ignored), or says what is wrong with it. */
+export function parseEventLine(text: string): AuditEvent | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return "not valid JSON";
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return "not a JSON object";
+  const record = value as Record<string, unknown>;
+  const nullableString = (key: string) => record[key] === null || typeof record[key] === "string";
+  if (!Number.isSafeInteger(record.seq) || (record.seq as number) < 1) return "seq is not a positive integer";
+  for (const key of ["id", "time", "type", "actor"])
+    if (typeof record[key] !== "string") return `${key} is not a string`;
+  for (const key of ["zone", "resource", "subject"])
+    if (!nullableString(key)) return `${key} is not a string or null`;
+  if (record.context === null || typeof record.context !== "object" || Array.isArray(record.context))
+    return "context is not an object";
+  for (const key of ["prevHash", "hash"])
+    if (typeof record[key] !== "string" || !HEX64.test(record[key] as string))
+      return `${key} is not 64 lowercase hex digits`;
+  return {
+    seq: record.seq as number,
+    id: record.id as string,
+    time: record.time as string,
+    type: record.type as string,
+    actor: record.actor as string,
+    zone: record.zone as string | null,
+    resource: record.resource as string | null,
+    subject: record.subject as string | null,
+    context: record.context as Record<string, unknown>,
+    prevHash: record.prevHash as string,
+    hash: record.hash as string,
+  };
+}
+
 /**
  * Checks events one at a time, in seq order, so a caller can feed pages as it reads them and
  * stop at the first break. `finish(head)` compares the end of the chain with the head row.

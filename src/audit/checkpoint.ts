@@ -132,16 +132,18 @@ async function lockHead(tx: Tx): Promise<ChainHead> {
 /**
  * Writes checkpoints. `write` signs the current head and appends the checkpoint event, unless the
  * log is empty or its newest event already is a checkpoint (an idle log is not re-signed forever).
+ * `afterWrite` runs after every attempt, written or not (the anchor checks the chain then).
  */
 export function createCheckpointer(deps: {
   inTransaction: InTransaction;
   signingKey: () => SigningKey | null;
+  afterWrite?: () => Promise<void>;
 }) {
   return {
     async write(reason: string): Promise<ChainHead | null> {
       const key = deps.signingKey();
       if (key === null) return null;
-      return deps.inTransaction(async (unit) => {
+      const signed = await deps.inTransaction(async (unit) => {
         const head = await lockHead(unit.tx);
         if (head.seq === 0) return null;
         const newest = await unit.tx
@@ -157,6 +159,8 @@ export function createCheckpointer(deps: {
         });
         return head;
       });
+      await deps.afterWrite?.();
+      return signed;
     },
   };
 }

@@ -1,7 +1,8 @@
 import type { KeyObject } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
-import { type AuditEvent, GENESIS_HASH, hashEvent } from "./chain.js";
+import { type AnchorPoint, type AnchorProblem, judgeAnchors } from "./anchor.js";
+import { type AuditEvent, GENESIS_HASH, hashEvent, parseEventLine } from "./chain.js";
 import { CHECKPOINT_TYPE, checkpointOf, verifyCheckpointSignature } from "./checkpoint.js";
 
 /**
@@ -31,6 +32,8 @@ export type ExportProblem =
   | "NOT_SIGNED"
   /** With `requireSignedEnd`: events follow the last checkpoint (the end of the stream is not vouched for). */
   | "UNSIGNED_END"
+  /** With anchors: the stream ends before an anchored event (the tail was cut), or holds another event where one belongs. */
+  | AnchorProblem
   /** The stream holds no events. */
   | "EMPTY";
 
@@ -44,6 +47,8 @@ export interface ExportVerifyOptions {
   keys?: readonly VerifyKey[];
   /** Fail when events follow the last verified checkpoint. */
   requireSignedEnd?: boolean;
+  /** Events held outside the database (`--anchor`) that the stream must contain. */
+  anchors?: readonly AnchorPoint[];
 }
 
 export interface ExportVerifyResult {
@@ -62,6 +67,10 @@ export interface ExportVerifyResult {
   unsignedTail: number;
   lastSeq: number;
   headHash: string | null;
+  /** Anchored events compared with the stream (0 without anchors). */
+  anchors: number;
+  /** The newest anchored seq, which the stream was required to contain. */
+  anchoredSeq: number | null;
   problem: ExportProblem | null;
   /** The first event that cannot be trusted. */
   firstBadSeq: number | null;
@@ -70,47 +79,9 @@ export interface ExportVerifyResult {
   reason: string | null;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
-
 interface Line {
   number: number;
   text: string;
-}
-
-/** Parses a line into an event, or says what is wrong with it. */
-function parseEvent(text: string): AuditEvent | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return "not valid JSON";
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return "not a JSON object";
-  const record = value as Record<string, unknown>;
-  const nullableString = (key: string) => record[key] === null || typeof record[key] === "string";
-  if (!Number.isSafeInteger(record.seq) || (record.seq as number) < 1) return "seq is not a positive integer";
-  for (const key of ["id", "time", "type", "actor"])
-    if (typeof record[key] !== "string") return `${key} is not a string`;
-  for (const key of ["zone", "resource", "subject"])
-    if (!nullableString(key)) return `${key} is not a string or null`;
-  if (record.context === null || typeof record.context !== "object" || Array.isArray(record.context))
-    return "context is not an object";
-  for (const key of ["prevHash", "hash"])
-    if (typeof record[key] !== "string" || !HEX64.test(record[key] as string))
-      return `${key} is not 64 lowercase hex digits`;
-  return {
-    seq: record.seq as number,
-    id: record.id as string,
-    time: record.time as string,
-    type: record.type as string,
-    actor: record.actor as string,
-    zone: record.zone as string | null,
-    resource: record.resource as string | null,
-    subject: record.subject as string | null,
-    context: record.context as Record<string, unknown>,
-    prevHash: record.prevHash as string,
-    hash: record.hash as string,
-  };
 }
 
 const hashAt = (event: AuditEvent, seq: number) => hashEvent(event.prevHash, { ...event, seq });
@@ -124,6 +95,7 @@ export async function verifyExportLines(
   options: ExportVerifyOptions = {},
 ): Promise<ExportVerifyResult> {
   const keys = options.keys ?? [];
+  const anchors = options.anchors ?? [];
   const seen = new Map<number, { hash: string; id: string }>();
   let expected = 1;
   let lastHash = GENESIS_HASH;
@@ -148,6 +120,8 @@ export async function verifyExportLines(
     unsignedTail: Math.max(0, expected - 1 - lastCheckpointEventSeq),
     lastSeq: expected - 1,
     headHash: expected > 1 ? lastHash : null,
+    anchors: anchors.length,
+    anchoredSeq: anchors.reduce<number | null>((newest, point) => Math.max(newest ?? 0, point.seq), null),
     problem,
     firstBadSeq,
     line,
@@ -158,7 +132,7 @@ export async function verifyExportLines(
 
   for await (const { number, text } of open()) {
     if (text.trim() === "") continue;
-    const event = parseEvent(text);
+    const event = parseEventLine(text);
     if (typeof event === "string") return result("UNREADABLE", expected, number, `line ${number}: ${event}`);
     const computed = hashEvent(event.prevHash, event);
 
@@ -282,6 +256,10 @@ export async function verifyExportLines(
   }
 
   if (expected === 1) return result("EMPTY", null, null, "the stream holds no events");
+  // Before the signature checks: a stream cut back to a checkpoint ends signed, and only an
+  // anchor kept elsewhere shows what is missing after it.
+  const lost = judgeAnchors(anchors, { lastSeq: expected - 1, hashAt: (seq) => seen.get(seq)?.hash });
+  if (lost) return result(lost.problem, lost.firstBadSeq, null, lost.reason);
   if (keys.length > 0 && checkpoints === 0)
     return result(
       "NOT_SIGNED",
@@ -303,7 +281,7 @@ export async function verifyExportLines(
 async function findSeq(open: () => AsyncIterable<Line>, seq: number, after: number): Promise<number | null> {
   for await (const { number, text } of open()) {
     if (number <= after) continue;
-    const event = parseEvent(text);
+    const event = parseEventLine(text);
     if (typeof event !== "string" && event.seq === seq) return number;
   }
   return null;

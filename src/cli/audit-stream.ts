@@ -1,5 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
+import { type AnchorPoint, type ChainView, judgeAnchors, readAnchorPoints } from "../audit/anchor.js";
+import { hashEvent, parseEventLine } from "../audit/chain.js";
 import { loadVerifyKey } from "../audit/checkpoint.js";
 import { type ExportVerifyResult, type VerifyKey, verifyExportFiles } from "../audit/offline-verify.js";
 import type { Client } from "./client.js";
@@ -51,7 +53,79 @@ function describeExport(result: ExportVerifyResult, files: readonly string[]): s
     );
   if (result.duplicates > 0)
     lines.push(`  ${result.duplicates} duplicate line(s) skipped (at-least-once delivery)`);
+  if (result.anchors > 0)
+    lines.push(`  holds every anchored event (${result.anchors}), the newest at seq ${result.anchoredSeq}`);
   return lines.join("\n");
+}
+
+/** The online verify reply, extended by the client-side anchor check. */
+interface OnlineVerifyResult {
+  ok: boolean;
+  count: number;
+  firstBadSeq: number | null;
+  reason: string | null;
+  headHash?: string | null;
+  problem?: string | null;
+  /** The newest anchored seq the chain was found to hold (the server's anchor, or --anchor). */
+  anchoredSeq?: number | null;
+  /** Events from --anchor files compared with the chain. */
+  anchors?: number;
+}
+
+function describeOnline(result: OnlineVerifyResult): string {
+  if (!result.ok)
+    return `BROKEN${result.problem ? `: ${result.problem}` : ""} at seq ${result.firstBadSeq}: ${safeText(result.reason)}`;
+  const anchored =
+    typeof result.anchoredSeq === "number"
+      ? `; it holds the anchored event at seq ${result.anchoredSeq}${result.anchors ? ` (${result.anchors} anchored event(s) compared)` : ""}`
+      : "";
+  return `OK: ${result.count} events, chain intact${anchored}`;
+}
+
+/** Reads --anchor files, turning file errors into the CLI's error codes. */
+async function readAnchors(paths: readonly string[], context: Context): Promise<AnchorPoint[]> {
+  try {
+    return await readAnchorPoints(paths);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "EACCES" || code === "EISDIR")
+      throw context.fail("an anchor file does not exist or cannot be read", "NOT_FOUND");
+    throw context.fail((error as Error).message, "VALIDATION_FAILED");
+  }
+}
+
+/**
+ * Reads the server's export (JSON lines, in seq order) down to what the anchor check needs: where
+ * the chain ends and the hashes, recomputed from each event, at the seqs the anchors name.
+ */
+async function exportedChainView(
+  chunks: AsyncIterable<Uint8Array>,
+  wanted: ReadonlySet<number>,
+  context: Context,
+): Promise<ChainView> {
+  const decoder = new TextDecoder();
+  const hashes = new Map<number, string>();
+  let lastSeq = 0;
+  let buffer = "";
+  const take = (line: string) => {
+    if (line.trim() === "") return;
+    const event = parseEventLine(line);
+    if (typeof event === "string")
+      throw context.fail(`the server's export holds a line that is not an event (${event})`, "INTERNAL");
+    lastSeq = Math.max(lastSeq, event.seq);
+    if (wanted.has(event.seq)) hashes.set(event.seq, hashEvent(event.prevHash, event));
+  };
+  for await (const chunk of chunks) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let newline = buffer.indexOf("\n");
+    while (newline >= 0) {
+      take(buffer.slice(0, newline));
+      buffer = buffer.slice(newline + 1);
+      newline = buffer.indexOf("\n");
+    }
+  }
+  take(buffer + decoder.decode());
+  return { lastSeq, hashAt: (seq) => hashes.get(seq) };
 }
 
 /**
@@ -67,54 +141,78 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
     .option("--file <path...>", "verify these exported JSON-lines files, in order, without a server")
     .option("--public-key <pem...>", "Ed25519 public key(s) whose checkpoints to trust (PEM files)")
     .option("--require-signed-end", "fail when events follow the last checkpoint")
-    .action(async (options: { file?: string[]; publicKey?: string[]; requireSignedEnd?: boolean }) => {
-      if (options.file === undefined) {
-        if (options.publicKey !== undefined)
-          throw context.fail("--public-key verifies exported files: give them with --file", "USAGE");
-        const result = await (await context.client()).get<{
-          ok: boolean;
-          count: number;
-          firstBadSeq: number | null;
-          reason: string | null;
-        }>("/v1/audit/verify");
-        context.emit(result, () =>
-          result.ok
-            ? `OK: ${result.count} events, chain intact`
-            : `BROKEN at seq ${result.firstBadSeq}: ${result.reason}`,
-        );
-        if (!result.ok) process.exitCode = 1;
-        return;
-      }
-      const keys: VerifyKey[] = [];
-      for (const path of options.publicKey ?? []) {
-        let pem: string;
-        try {
-          pem = await readFile(path, "utf8");
-        } catch {
-          throw context.fail(`cannot read the public key file ${path}`, "NOT_FOUND");
+    .option(
+      "--anchor <file...>",
+      "fail unless the chain still holds the events in these files, kept outside the database: audit.anchor.file, or a json file sink's files (oldest first)",
+    )
+    .action(
+      async (options: {
+        file?: string[];
+        publicKey?: string[];
+        requireSignedEnd?: boolean;
+        anchor?: string[];
+      }) => {
+        const anchors = options.anchor === undefined ? [] : await readAnchors(options.anchor, context);
+        if (options.file === undefined) {
+          if (options.publicKey !== undefined)
+            throw context.fail("--public-key verifies exported files: give them with --file", "USAGE");
+          const client = await context.client();
+          let result = await client.get<OnlineVerifyResult>("/v1/audit/verify");
+          if (result.ok && anchors.length > 0) {
+            // The server checked the chain and its own anchor; these anchors are checked here, on
+            // the chain as the server exports it, so the server's word is not needed for them.
+            const wanted = new Set(anchors.flatMap((point) => [point.seq - 1, point.seq]));
+            const chain = await exportedChainView(
+              (await client.stream("/v1/audit/export")) as unknown as AsyncIterable<Uint8Array>,
+              wanted,
+              context,
+            );
+            const lost = judgeAnchors(anchors, chain);
+            const anchoredSeq = anchors.reduce((newest, point) => Math.max(newest, point.seq), 0);
+            result = lost
+              ? { ...result, ok: false, ...lost, anchoredSeq, anchors: anchors.length }
+              : {
+                  ...result,
+                  anchoredSeq: Math.max(anchoredSeq, result.anchoredSeq ?? 0),
+                  anchors: anchors.length,
+                };
+          }
+          context.emit(result, () => describeOnline(result));
+          if (!result.ok) process.exitCode = 1;
+          return;
         }
+        const keys: VerifyKey[] = [];
+        for (const path of options.publicKey ?? []) {
+          let pem: string;
+          try {
+            pem = await readFile(path, "utf8");
+          } catch {
+            throw context.fail(`cannot read the public key file ${path}`, "NOT_FOUND");
+          }
+          try {
+            keys.push(loadVerifyKey(pem));
+          } catch (error) {
+            throw context.fail(`${path} is ${(error as Error).message}`, "VALIDATION_FAILED");
+          }
+        }
+        let result: ExportVerifyResult;
         try {
-          keys.push(loadVerifyKey(pem));
+          result = await verifyExportFiles(options.file, {
+            keys,
+            requireSignedEnd: options.requireSignedEnd === true,
+            anchors,
+          });
         } catch (error) {
-          throw context.fail(`${path} is ${(error as Error).message}`, "VALIDATION_FAILED");
+          const code = (error as NodeJS.ErrnoException).code;
+          throw context.fail(
+            code === "ENOENT" ? "an export file does not exist" : "an export file cannot be read",
+            "NOT_FOUND",
+          );
         }
-      }
-      let result: ExportVerifyResult;
-      try {
-        result = await verifyExportFiles(options.file, {
-          keys,
-          requireSignedEnd: options.requireSignedEnd === true,
-        });
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        throw context.fail(
-          code === "ENOENT" ? "an export file does not exist" : "an export file cannot be read",
-          "NOT_FOUND",
-        );
-      }
-      context.emit(result, () => describeExport(result, options.file ?? []));
-      if (!result.ok) process.exitCode = 1;
-    });
+        context.emit(result, () => describeExport(result, options.file ?? []));
+        if (!result.ok) process.exitCode = 1;
+      },
+    );
 
   audit
     .command("sinks")

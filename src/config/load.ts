@@ -664,6 +664,11 @@ function checkReferences(raw: unknown, report: Reporter): void {
     }
     secretFree(["audit", "sinks", index, "url"], sink.url);
   });
+  if (isRaw(audit.anchor) && audit.signingKey === undefined)
+    error(
+      ["audit", "anchor"],
+      "audit.anchor needs audit.signingKey: the anchor is the newest signed checkpoint, and without a key none is written",
+    );
 
   // The redirect URL registered with the provider is derived from the public URL when not given;
   // without either, terminals can still sign in (device flow) but browsers cannot.

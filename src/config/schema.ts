@@ -578,6 +578,18 @@ export const configSchema = z.strictObject({
             .describe("How often the head is signed when it moved (default 5m)"),
         })
         .optional(),
+      anchor: z
+        .strictObject({
+          file: z
+            .string()
+            .regex(/^\//, "an absolute path, outside the data directory")
+            .max(4096)
+            .describe(
+              "Where the newest signed checkpoint is written (atomically) after each checkpoint, for 'audit verify --anchor' and the start-up check; keep it outside the data directory",
+            ),
+        })
+        .optional()
+        .describe("Anchor the chain's head outside the database (needs signingKey)"),
       delivery: deliverySchema.optional().describe("Retry settings for every sink; a sink may override them"),
       sinks: z.array(sinkSchema).optional(),
     })

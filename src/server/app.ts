@@ -1,6 +1,8 @@
 import { hostname } from "node:os";
+import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createEnforcement, type EnforcementOptions } from "../agent/enforcement.js";
+import { createAnchorKeeper } from "../audit/anchor.js";
 import { createAuditRoutes } from "../audit/audit.routes.js";
 import { createAuditService } from "../audit/audit.service.js";
 import { createCheckpointer, createCheckpointSchedule, createSigningKeyHolder } from "../audit/checkpoint.js";
@@ -202,7 +204,23 @@ export async function createApp(options: AppOptions) {
     onError: logError("audit.signingKey cannot be used; checkpoints keep the previous key"),
   });
   signingKey.init();
-  const checkpointer = createCheckpointer({ inTransaction, signingKey: () => signingKey.current() });
+  const anchor = createAnchorKeeper({
+    db,
+    inTransaction,
+    file: () => current().config.audit?.anchor?.file,
+    // The SQLite database's directory: whoever can rewrite the database there can rewrite the anchor.
+    dataDirectories: handle.dialect === "sqlite" ? [dirname(handle.location.slice("sqlite:".length))] : [],
+    onError: logError("the audit anchor was not advanced"),
+  });
+  await anchor.init().catch(async (error: unknown) => {
+    await handle.close();
+    throw error;
+  });
+  const checkpointer = createCheckpointer({
+    inTransaction,
+    signingKey: () => signingKey.current(),
+    afterWrite: () => anchor.sync(),
+  });
   const checkpoints = createCheckpointSchedule({
     checkpointer,
     intervalMs: () => current().config.audit?.checkpoint?.interval ?? CHECKPOINT_INTERVAL_MS,
@@ -319,6 +337,7 @@ export async function createApp(options: AppOptions) {
     ...createSignalRoutes({ signals }),
     ...createAuditRoutes({
       audit,
+      anchor,
       bus,
       visible: createEventVisibility({ db, config: () => current().config }),
       // The stream keeps the credential it was opened with and asks again whether it still holds.
@@ -383,6 +402,11 @@ export async function createApp(options: AppOptions) {
     access: () => access.current(),
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
     async start(listen: { host: string; port: number } | null) {
+      // Before anything is appended: a chain cut back behind its anchor is not served on.
+      await anchor.checkAtStart().catch(async (error: unknown) => {
+        await handle.close();
+        throw error;
+      });
       const admin = await users.bootstrapAdmin();
       await runtime.recordStartup();
       await enforcement.start();

@@ -4,6 +4,7 @@ import { useSignedIn } from "../auth/session";
 import { toOpenGrant } from "../lib/grants";
 import { formatDateTime } from "../lib/time";
 import { Countdown, ErrorNotice, Fact, Facts, StateBadge } from "./common";
+import { UserText } from "./UserText";
 
 export function GrantFacts({ grant, receivedAt }: { grant: GrantView; receivedAt: number }) {
   const active = grant.state === "active";
@@ -29,7 +30,12 @@ export function GrantFacts({ grant, receivedAt }: { grant: GrantView; receivedAt
         {grant.closedAt ? (
           <>
             {formatDateTime(grant.closedAt)} by {grant.closedBy}
-            {grant.closeReason ? <> — “{grant.closeReason}”</> : null}
+            {grant.closeReason ? (
+              <>
+                {" "}
+                — “<UserText text={grant.closeReason} />”
+              </>
+            ) : null}
           </>
         ) : null}
       </Fact>
@@ -62,7 +68,12 @@ export function GrantFacts({ grant, receivedAt }: { grant: GrantView; receivedAt
             />
             {review.state === "due" && review.dueAt ? ` by ${formatDateTime(review.dueAt)}` : null}
             {review.reviewer ? ` by ${review.reviewer}` : null}
-            {review.notes ? <> — “{review.notes}”</> : null}
+            {review.notes ? (
+              <>
+                {" "}
+                — “<UserText text={review.notes} />”
+              </>
+            ) : null}
           </>
         )}
       </Fact>
