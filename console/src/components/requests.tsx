@@ -5,6 +5,7 @@ import { formatDateTime, relativeTime } from "../lib/time";
 import { Link, navigate } from "../router";
 import { Countdown, ErrorNotice, Fact, Facts, PrincipalRefs, StateBadge } from "./common";
 import { FactorPrompt, factorsOf, needsFactor } from "./FactorPrompt";
+import { UserText } from "./UserText";
 
 export function targetText(item: { zone: string; resource: string | null; role: string }) {
   return (
@@ -52,9 +53,11 @@ export function RequestFacts({
     <Facts>
       <Fact label="Requester">{showRequester ? request.requester : null}</Fact>
       <Fact label="Reason">
-        <span className="reason-text">{request.reason}</span>
+        <UserText text={request.reason} />
       </Fact>
-      <Fact label="Ticket">{request.ticket}</Fact>
+      <Fact label="Ticket">
+        <UserText text={request.ticket} />
+      </Fact>
       <Fact label="Duration">{request.duration}</Fact>
       <Fact label="Policy">{request.policy ? <code>{request.policy}</code> : null}</Fact>
       <Fact label="From zone">{request.sourceZone ?? "unknown"}</Fact>
@@ -77,7 +80,9 @@ export function RequestFacts({
       </Fact>
       <Fact label="Closed because">
         {/* A denial's reason is already the denier's comment, shown with the decisions. */}
-        {request.approvals.some((a) => a.comment === request.closedReason) ? null : request.closedReason}
+        {request.approvals.some((a) => a.comment === request.closedReason) ? null : (
+          <UserText text={request.closedReason} />
+        )}
       </Fact>
     </Facts>
   );
@@ -94,7 +99,11 @@ export function ApprovalComments({ request }: { request: RequestView }) {
             label={approval.decision}
           />{" "}
           <strong>{approval.approver}</strong> <span className="muted">{relativeTime(approval.at)}</span>
-          {approval.comment ? <q>{approval.comment}</q> : null}
+          {approval.comment ? (
+            <q>
+              <UserText text={approval.comment} />
+            </q>
+          ) : null}
         </li>
       ))}
     </ul>

@@ -2,6 +2,7 @@ import { type FormEvent, useCallback, useEffect, useRef, useState } from "react"
 import type { AuditEvent, VerifyResult, ZoneView } from "../api/types";
 import { useSignedIn } from "../auth/session";
 import { Empty, ErrorNotice, Loading, Notice, PageTitle } from "../components/common";
+import { UserText } from "../components/UserText";
 import { useLiveUpdates } from "../lib/live";
 import { formatDateTime } from "../lib/time";
 import { Link, setQuery, useLocation } from "../router";
@@ -362,8 +363,10 @@ export function AuditPage() {
                   </td>
                   <td>
                     <details>
-                      <summary>{summarize(event) || "details"}</summary>
-                      <pre className="json">{JSON.stringify(event.context, null, 2)}</pre>
+                      <summary>{summarize(event) ? <UserText text={summarize(event)} /> : "details"}</summary>
+                      <pre className="json">
+                        <UserText text={JSON.stringify(event.context, null, 2)} multiline />
+                      </pre>
                       <p className="hash">
                         hash <code>{event.hash}</code>
                         <br />
@@ -412,7 +415,8 @@ function VerifyBanner(props: { result: VerifyResult | null; busy: boolean; onVer
         ) : (
           <>
             <strong>Chain broken</strong> at event {result.firstBadSeq ?? "?"}:{" "}
-            {result.reason ?? "unknown reason"}. Events after it cannot be trusted.
+            {result.reason ? <UserText text={result.reason} /> : "unknown reason"}. Events after it cannot be
+            trusted.
           </>
         )}
       </div>

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import type { AuditEvent, GrantView, RequestView, ZoneView } from "../api/types";
 import { useSignedIn } from "../auth/session";
 import { Empty, ErrorNotice, Loading, PageTitle, StateBadge } from "../components/common";
+import { ConnectionPanel, GrantRequestPanel, IncidentNotice, useGrantZone } from "../components/GrantContext";
 import { CredentialOnce, GrantFacts, RevokeForm } from "../components/grants";
 import { ReviewForm } from "../components/ReviewForm";
 import {
@@ -12,6 +13,7 @@ import {
   targetText,
   waitsForMe,
 } from "../components/requests";
+import { UserText } from "../components/UserText";
 import { useLiveUpdates } from "../lib/live";
 import { formatDateTime } from "../lib/time";
 import { Link } from "../router";
@@ -55,7 +57,10 @@ function AuditTrail({ subjects }: { subjects: string[] }) {
           {events.map((event) => (
             <li key={event.seq}>
               <time dateTime={event.time}>{formatDateTime(event.time)}</time> <code>{event.type}</code> by{" "}
-              {event.actor} <span className="muted">{summarize(event)}</span>
+              {event.actor}{" "}
+              <span className="muted">
+                <UserText text={summarize(event)} />
+              </span>
             </li>
           ))}
         </ol>
@@ -157,6 +162,7 @@ export function GrantDetailPage({ id }: { id: string }) {
   }, [api, id]);
   useEffect(load, [load]);
   useLiveUpdates((event) => event.subject === id, load, 5000);
+  const zone = useGrantZone(grant?.view.zone ?? null, grant?.view.state === "active");
   // Look again just after the end, when the server has closed it.
   useEffect(() => {
     if (grant?.view.state !== "active") return;
@@ -184,12 +190,15 @@ export function GrantDetailPage({ id }: { id: string }) {
         <StateBadge state={view.state} /> from request{" "}
         <Link href={`/requests/${view.requestId}`}>{view.requestId}</Link>
       </p>
+      <IncidentNotice grant={view} zone={zone} />
       <ErrorNotice error={error} />
       <div className="detail-layout">
         <section className="panel" aria-labelledby="grant-facts">
           <h2 id="grant-facts">Window</h2>
           <GrantFacts grant={view} receivedAt={grant.receivedAt} />
         </section>
+        <GrantRequestPanel grant={view} />
+        <ConnectionPanel grant={view} zone={zone} />
         {view.state === "active" && (mine || principal.isAdmin) ? (
           <section className="panel" aria-labelledby="grant-actions">
             <h2 id="grant-actions">While it is open</h2>

@@ -12,6 +12,7 @@ import {
   PageTitle,
   StateBadge,
 } from "../components/common";
+import { UserText } from "../components/UserText";
 import { type ClosedGrant, type OpenGrant, useOpenGrants } from "../lib/grants";
 import { useLiveUpdates } from "../lib/live";
 import { Link, setQuery, useLocation } from "../router";
@@ -19,7 +20,7 @@ import { Link, setQuery, useLocation } from "../router";
 const ZoneGraph = lazy(() => import("../components/ZoneGraph"));
 
 function useZones() {
-  const { api } = useSignedIn();
+  const { api, principal } = useSignedIn();
   const [zones, setZones] = useState<ZoneView[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   const load = useCallback(() => {
@@ -36,6 +37,8 @@ function useZones() {
     (event) => event.type === "config.applied" || event.type.startsWith("incident."),
     load,
     60_000,
+    // Those events reach only administrators and auditors live; everyone else looks now and then.
+    { pollWhileLive: !(principal.isAdmin || principal.isAuditor) },
   );
   return { zones, error };
 }
@@ -303,9 +306,18 @@ function ZonePanel({ zone, open }: { zone: ZoneView; open: OpenGrant[] }) {
         <div className="notice notice-warn">
           <span>
             <strong>Open incidents:</strong>{" "}
-            {zone.openIncidents
-              .map((i) => `${i.id} (severity ${i.severity}${i.title ? `: ${i.title}` : ""})`)
-              .join("; ")}
+            {zone.openIncidents.map((incident, index) => (
+              <span key={incident.id}>
+                {index > 0 ? "; " : ""}
+                <UserText text={incident.id} /> (severity {incident.severity}
+                {incident.title ? (
+                  <>
+                    : <UserText text={incident.title} />
+                  </>
+                ) : null}
+                )
+              </span>
+            ))}
           </span>
         </div>
       ) : null}

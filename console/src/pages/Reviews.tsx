@@ -13,6 +13,7 @@ import {
 } from "../components/common";
 import { ReviewForm } from "../components/ReviewForm";
 import { targetText } from "../components/requests";
+import { UserText } from "../components/UserText";
 import { useLiveUpdates } from "../lib/live";
 import { formatDateTime, relativeTime } from "../lib/time";
 import { Link } from "../router";
@@ -55,16 +56,27 @@ function ReviewCard({ grant, onDone }: { grant: GrantView; onDone: (grant: Grant
         </p>
       </div>
       <Facts>
-        <Fact label="Reason">{request?.reason ?? null}</Fact>
-        <Fact label="Ticket">{request?.ticket ?? null}</Fact>
+        <Fact label="Reason">{request ? <UserText text={request.reason} /> : null}</Fact>
+        <Fact label="Ticket">{request?.ticket ? <UserText text={request.ticket} /> : null}</Fact>
         <Fact label="Approved by">{approvedBy}</Fact>
         <Fact label="Window">
           {formatDateTime(grant.startsAt)} → {formatDateTime(grant.closedAt ?? grant.endsAt)}
         </Fact>
         <Fact label="Ended">
-          {grant.closedAt
-            ? `${grant.state}${grant.closeReason ? ` — “${grant.closeReason}”` : ""}${grant.closedBy ? ` by ${grant.closedBy}` : ""}`
-            : "still open"}
+          {grant.closedAt ? (
+            <>
+              {grant.state}
+              {grant.closeReason ? (
+                <>
+                  {" "}
+                  — “<UserText text={grant.closeReason} />”
+                </>
+              ) : null}
+              {grant.closedBy ? ` by ${grant.closedBy}` : ""}
+            </>
+          ) : (
+            "still open"
+          )}
         </Fact>
         <Fact label="Revocation">{grant.revocation.status}</Fact>
       </Facts>
