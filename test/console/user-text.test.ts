@@ -11,7 +11,13 @@ import { CHROMIUM, launchChromium, openPage, screenshot } from "./browser.js";
 
 describe("the console's text helper", () => {
   it("leaves ordinary text, other scripts, emoji and backslashes in one plain part", () => {
-    for (const text of ["clear the stuck slot", "zöne-ünïcødé", "データベース", "🔥 INC-4711", "C:\\temp \\n"])
+    for (const text of [
+      "clear the stuck slot",
+      "zöne-ünïcødé",
+      "データベース",
+      "🔥 INC-4711",
+      "C:\\temp \\n",
+    ])
       expect(partsOf(text)).toEqual([{ kind: "text", text }]);
   });
 
@@ -132,10 +138,15 @@ describe("user text in the console (Chromium)", () => {
     const shown = await reason.evaluate((dd) => {
       const isolated = dd.querySelector("bdi.user-text");
       return {
+        // What is drawn, as a person reads it (textContent below is what the DOM holds).
+        // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is the point
         text: (dd as HTMLElement).innerText,
         raw: dd.textContent ?? "",
         bidi: isolated ? getComputedStyle(isolated).unicodeBidi : null,
-        escapes: [...dd.querySelectorAll(".text-escape")].map((e) => [e.textContent, e.getAttribute("title")]),
+        escapes: [...dd.querySelectorAll(".text-escape")].map((e) => [
+          e.textContent,
+          e.getAttribute("title"),
+        ]),
         lines: Math.round(dd.getBoundingClientRect().height / parseFloat(getComputedStyle(dd).lineHeight)),
       };
     });
@@ -150,6 +161,7 @@ describe("user text in the console (Chromium)", () => {
     expect(shown.lines).toBe(1);
 
     const ticketText = await ticket.evaluate((dd) => ({
+      // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is the point
       text: (dd as HTMLElement).innerText,
       raw: dd.textContent ?? "",
     }));
