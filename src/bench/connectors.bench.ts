@@ -207,7 +207,7 @@ breakGlass:
           { zone: "db", role: "admin", durationMs: 600_000, reason: "benchmark" },
           null,
         );
-        await app.services.grants.activate(principal, request.id, null);
+        await app.services.grants.activate(principal, request.id, []);
       });
       const activateSeconds = (performance.now() - activateStart) / 1000;
       clock.advance(600_000);

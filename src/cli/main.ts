@@ -853,7 +853,9 @@ export function buildProgram(): Command {
       "start enrolling a factor: prints the otpauth URI and a QR code; confirm with 'firebreak mfa verify'",
     )
     .argument("<kind>", "totp or webauthn")
-    .action(async (kind: string) => {
+    .option("--totp <digits>", "a current code of a TOTP factor you already have (needed to add another)")
+    .option("--enrolment-code <code>", "the one-time code an administrator's 'firebreak mfa reset' issued")
+    .action(async (kind: string, options: { totp?: string; enrolmentCode?: string }) => {
       if (kind === "webauthn")
         throw new CliFailure(
           "WebAuthn keys are registered in the console (a browser talks to the key)",
@@ -865,7 +867,10 @@ export function buildProgram(): Command {
         secret: string;
         uri: string;
         qrTerminal: string;
-      }>("/v1/mfa/totp/enroll", {});
+      }>("/v1/mfa/totp/enroll", {
+        ...(options.totp ? { totp: options.totp } : {}),
+        ...(options.enrolmentCode ? { enrolmentCode: options.enrolmentCode } : {}),
+      });
       emit(
         { factorId: result.factorId, secret: result.secret, uri: result.uri },
         () =>
@@ -888,13 +893,51 @@ export function buildProgram(): Command {
     .description("your enrolled factors")
     .action(async () => {
       const { factors } = await (await client(globals())).get<{
-        factors: { id: string; kind: string; label: string; confirmed: boolean }[];
+        factors: {
+          id: string;
+          kind: string;
+          label: string;
+          confirmed: boolean;
+          settlesAt: string | null;
+          authorizedBy: string;
+        }[];
       }>("/v1/mfa/factors");
+      const now = Date.now();
       emit({ factors }, () =>
         table(
-          factors.map((f) => [f.id, f.kind, f.label, f.confirmed ? "confirmed" : "pending"]),
-          ["ID", "KIND", "LABEL", "STATE"],
+          factors.map((f) => [
+            f.id,
+            f.kind,
+            f.label,
+            !f.confirmed
+              ? "pending"
+              : f.settlesAt && Date.parse(f.settlesAt) > now
+                ? `counts from ${f.settlesAt}`
+                : "confirmed",
+            f.authorizedBy,
+          ]),
+          ["ID", "KIND", "LABEL", "STATE", "ENROLLED WITH"],
         ),
+      );
+    });
+  mfa
+    .command("reset")
+    .description(
+      "administrators: remove a user's factors and issue a one-time enrolment code (hand it to them out of band)",
+    )
+    .argument("<user>", "whose factors")
+    .requiredOption("--reason <text>", "why (recorded in the audit log)")
+    .action(async (user: string, options: { reason: string }) => {
+      const result = await (await client(globals())).post<{
+        user: string;
+        removed: number;
+        enrolmentCode: string;
+        expiresAt: string;
+      }>(`/v1/mfa/users/${encodeURIComponent(user)}/reset`, { reason: options.reason });
+      emit(
+        result,
+        () =>
+          `Removed ${result.removed} factor(s) of ${result.user}.\nEnrolment code (once, valid until ${result.expiresAt}): ${result.enrolmentCode}\nGive it to ${result.user} in person or by phone: firebreak mfa enroll totp --enrolment-code <code>`,
       );
     });
 

@@ -525,6 +525,21 @@ export const configSchema = z.strictObject({
         .refine((ms) => ms >= 60_000 && ms <= 30 * 86_400_000, "a duration from 1m to 30d")
         .optional()
         .describe("How long a console or CLI sign-in session lasts (default 12h, at most 30d)"),
+      /** How a user's first factor is protected when only their sign-in vouches for it (src/factors/NOTES.md). */
+      factorEnrolment: z
+        .strictObject({
+          settle: durationSchema
+            .refine((ms) => ms >= 5 * 60_000 && ms <= 30 * 86_400_000, "a duration from 5m to 30d")
+            .optional()
+            .describe(
+              "How long a first factor enrolled with only a sign-in waits before it counts (default 24h)",
+            ),
+          requireCode: z
+            .boolean()
+            .optional()
+            .describe("A first factor needs an administrator's enrolment code ('firebreak mfa reset USER')"),
+        })
+        .optional(),
       /** WebAuthn relying party: the console's host name and the origins it is served from. */
       webauthn: z
         .strictObject({

@@ -16,6 +16,7 @@ import * as auditDelivery from "./migrations/2026-11-29T02-00-audit-delivery.js"
 import * as segmentation from "./migrations/2026-11-29T03-00-segmentation.js";
 import * as identity from "./migrations/2026-11-29T04-00-identity.js";
 import * as factors from "./migrations/2026-11-29T05-00-factors.js";
+import * as factorHardening from "./migrations/2026-12-03T01-00-factor-hardening.js";
 import type { Database, Db } from "./types.js";
 
 export type Dialect = "sqlite" | "postgres";
@@ -35,6 +36,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-11-29T03-00-segmentation": segmentation,
   "2026-11-29T04-00-identity": identity,
   "2026-11-29T05-00-factors": factors,
+  "2026-12-03T01-00-factor-hardening": factorHardening,
 };
 
 const migrationProvider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -232,6 +232,28 @@ export interface MfaFactorsTable {
   last_step: number;
   confirmed_at: number | null;
   created_at: number;
+  /** What allowed the enrolment: a sign-in alone, a fresh existing factor, or an administrator's code. */
+  authorized_by: FactorAuthorization;
+  /** From when presentations of the factor count toward a policy; null until confirmed. */
+  settles_at: number | null;
+}
+
+export type FactorAuthorization = "sign-in" | "factor" | "enrolment-code";
+
+/** One-time codes an administrator issues with a factor reset; only their hash is kept. */
+export interface MfaEnrolmentCodesTable {
+  user_name: string;
+  code_hash: string;
+  issued_by: string;
+  issued_at: number;
+  expires_at: number;
+}
+
+/** Failed factor attempts per user in the current window; reserved before a secret is checked. */
+export interface FactorAttemptsTable {
+  user_name: string;
+  window_started_at: number;
+  failures: number;
 }
 
 export interface FactorPresentationsTable {
@@ -249,6 +271,8 @@ export interface WebauthnChallengesTable {
   purpose: "register" | "assert";
   challenge: string;
   expires_at: number;
+  /** Registration: what allowed it when the options were issued. */
+  authorized_by: FactorAuthorization | null;
 }
 
 /** A network enforcement agent and what it last reported applying. */
@@ -278,6 +302,8 @@ export interface Database {
   mfa_factors: MfaFactorsTable;
   factor_presentations: FactorPresentationsTable;
   webauthn_challenges: WebauthnChallengesTable;
+  mfa_enrolment_codes: MfaEnrolmentCodesTable;
+  factor_attempts: FactorAttemptsTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
   user_identities: UserIdentitiesTable;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { USER_PATTERN } from "../config/schema.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { FactorService } from "./factor.service.js";
 
@@ -11,6 +12,19 @@ const toPresented = (factor: { kind: string; at: number }) => ({
 const webauthnResponse = z
   .object({ id: z.string().min(1).max(1024), rawId: z.string().max(1024), type: z.string().max(32) })
   .passthrough();
+/**
+ * What allows adding a factor: a code of a TOTP factor you have (or a WebAuthn assertion made just
+ * before), or the one-time code an administrator's reset issued.
+ */
+const enrolmentProof = z
+  .strictObject({
+    totp: z
+      .string()
+      .regex(/^[0-9]{6}$/, "a 6-digit code")
+      .optional(),
+    enrolmentCode: z.string().min(1).max(64).optional(),
+  })
+  .optional();
 
 export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[] {
   return [
@@ -28,6 +42,10 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
             label: z.string(),
             confirmed: z.boolean(),
             createdAt: z.string(),
+            confirmedAt: z.string().nullable(),
+            /** From when the factor counts toward a policy. */
+            settlesAt: z.string().nullable(),
+            authorizedBy: z.enum(["sign-in", "factor", "enrolment-code"]),
           }),
         ),
       }),
@@ -36,9 +54,11 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
     defineRoute({
       method: "POST",
       url: "/v1/mfa/totp/enroll",
-      summary: "Start TOTP enrolment: a secret, its otpauth URI and QR code (confirm with a code)",
+      summary:
+        "Start TOTP enrolment: a secret, its otpauth URI and QR code (confirm with a code). With a factor already enrolled, needs a fresh use of it or an enrolment code",
       tag: "mfa",
       auth: "user",
+      body: enrolmentProof,
       reply: z.object({
         factorId: z.string(),
         secret: z.string(),
@@ -47,9 +67,9 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
         qrTerminal: z.string(),
       }),
       status: 201,
-      async handler({ principal, reply }) {
+      async handler({ principal, body, reply }) {
         reply.header("cache-control", "no-store");
-        return deps.factors.enrollTotp(principal);
+        return deps.factors.enrollTotp(principal, body ?? {});
       },
     }),
     defineRoute({
@@ -66,12 +86,17 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
     defineRoute({
       method: "POST",
       url: "/v1/mfa/webauthn/register/options",
-      summary: "WebAuthn registration options for navigator.credentials.create",
+      summary:
+        "WebAuthn registration options for navigator.credentials.create. With a factor already enrolled, needs a fresh use of it or an enrolment code",
       tag: "mfa",
       auth: "user",
+      body: enrolmentProof,
       reply: z.record(z.string(), z.unknown()),
-      handler: async ({ principal }) =>
-        (await deps.factors.webauthnRegistrationOptions(principal)) as unknown as Record<string, unknown>,
+      handler: async ({ principal, body }) =>
+        (await deps.factors.webauthnRegistrationOptions(principal, body ?? {})) as unknown as Record<
+          string,
+          unknown
+        >,
     }),
     defineRoute({
       method: "POST",
@@ -108,6 +133,26 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
       reply: presented,
       handler: async ({ principal, body }) =>
         toPresented(await deps.factors.webauthnAssert(principal, body.response, "verify")),
+    }),
+    defineRoute({
+      method: "POST",
+      url: "/v1/mfa/users/:user/reset",
+      summary:
+        "Administrators: remove a user's factors and issue a one-time enrolment code (shown once) to hand to them out of band",
+      tag: "mfa",
+      auth: "user",
+      params: z.object({ user: z.string().regex(USER_PATTERN, "a user name") }),
+      body: z.strictObject({ reason: z.string().min(1).max(2000) }),
+      reply: z.object({
+        user: z.string(),
+        removed: z.number().int(),
+        enrolmentCode: z.string(),
+        expiresAt: z.string(),
+      }),
+      async handler({ principal, params, body, reply }) {
+        reply.header("cache-control", "no-store");
+        return deps.factors.reset(principal, params.user, body.reason);
+      },
     }),
   ];
 }

@@ -1,6 +1,7 @@
 import type { FirebreakConfig } from "../config/schema.js";
 import type { Db, GrantState, ReviewState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
+import { type PresentedFactor, pickFreshFactor, unfreshReason } from "../factors/freshness.js";
 import { matchesPrincipal } from "../policy/approvals.js";
 import { type CompiledPolicy, resourcesForGrant } from "../policy/engine.js";
 import { canReviewGrant, canSeeGrant } from "../policy/visibility.js";
@@ -297,7 +298,8 @@ export function createGrantService(deps: {
     async activate(
       principal: Principal,
       requestId: string,
-      factor: { kind: string; at: number } | null,
+      /** The requester's recent factor presentations, newest first. */
+      factors: readonly PresentedFactor[],
       publicKey: string | null = null,
     ) {
       const prepared = await deps.inTransaction(async (unit) => {
@@ -314,18 +316,14 @@ export function createGrantService(deps: {
           "INVALID_STATE",
           `the request is ${request.state}; only an approved request can be activated`,
         );
-        if (request.factors.kinds.length > 0) {
-          const fresh =
-            factor &&
-            request.factors.kinds.includes(factor.kind) &&
-            unit.now - factor.at <= request.factors.freshnessMs;
+        const { kinds, freshnessMs } = request.factors;
+        const factor = kinds.length > 0 ? pickFreshFactor(factors, kinds, freshnessMs, unit.now) : null;
+        if (kinds.length > 0) {
           assert(
-            fresh,
+            factor,
             "FACTOR_REQUIRED",
-            `activation needs a fresh ${request.factors.kinds.join(" or ")} factor (within ${Math.round(request.factors.freshnessMs / 60000)}m)`,
-            {
-              factors: request.factors.kinds,
-            },
+            `activation needs a fresh ${kinds.join(" or ")} factor (within ${Math.round(freshnessMs / 60000)}m)${unfreshReason(factors, kinds, freshnessMs, unit.now)}`,
+            { factors: kinds },
           );
         }
         assert(

@@ -53,7 +53,7 @@ export function createRequestRoutes(deps: {
   clock: Clock;
   requests: RequestService;
   grants: Pick<GrantService, "activate" | "effects">;
-  factors: Pick<FactorService, "presentTotp" | "fresh">;
+  factors: Pick<FactorService, "presentTotp" | "recent">;
   config: () => FirebreakConfig;
 }): AnyRoute[] {
   /** Views of several requests with a fixed number of queries, however many there are. */
@@ -152,10 +152,10 @@ export function createRequestRoutes(deps: {
         .optional(),
       reply: requestViewSchema,
       async handler({ principal, params, body }) {
-        const factor = body?.totp
-          ? await deps.factors.presentTotp(principal, body.totp, "approval")
-          : await deps.factors.fresh(principal.name, ["totp", "webauthn"], RECENT_FACTOR_MS);
-        const { request } = await deps.requests.approve(principal, params.id, body?.comment ?? null, factor);
+        // A code given here is recorded first; the service then picks a fresh use among the recent ones.
+        if (body?.totp) await deps.factors.presentTotp(principal, body.totp, "approval");
+        const factors = await deps.factors.recent(principal.name, RECENT_FACTOR_MS);
+        const { request } = await deps.requests.approve(principal, params.id, body?.comment ?? null, factors);
         return view(request);
       },
     }),
@@ -211,11 +211,10 @@ export function createRequestRoutes(deps: {
       reply: grantViewSchema,
       status: 201,
       async handler({ principal, params, body }) {
-        // A code given here is checked first; otherwise the newest factor presented recently counts.
-        const factor = body?.totp
-          ? await deps.factors.presentTotp(principal, body.totp, "activation")
-          : await deps.factors.fresh(principal.name, ["totp", "webauthn"], RECENT_FACTOR_MS);
-        const grant = await deps.grants.activate(principal, params.id, factor, body?.publicKey ?? null);
+        // A code given here is recorded first; the service then picks a fresh use among the recent ones.
+        if (body?.totp) await deps.factors.presentTotp(principal, body.totp, "activation");
+        const factors = await deps.factors.recent(principal.name, RECENT_FACTOR_MS);
+        const grant = await deps.grants.activate(principal, params.id, factors, body?.publicKey ?? null);
         return toGrantView(grant, await deps.grants.effects(grant.id), deps.clock.now());
       },
     }),

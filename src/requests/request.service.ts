@@ -1,7 +1,7 @@
 import type { FirebreakConfig } from "../config/schema.js";
 import type { Db, RequestState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
-import type { PresentedFactor } from "../factors/factor.service.js";
+import { type PresentedFactor, pickFreshFactor, unfreshReason } from "../factors/freshness.js";
 import { countBlockingOverdueReviews, hasActiveGrant } from "../grants/grant.repo.js";
 import { approvalProgress, canApprove, matchesPrincipal } from "../policy/approvals.js";
 import { type CompiledPolicy, decide } from "../policy/engine.js";
@@ -286,7 +286,8 @@ export function createRequestService(deps: {
       principal: Principal,
       id: string,
       comment: string | null,
-      factor: PresentedFactor | null = null,
+      /** The approver's recent factor presentations, newest first. */
+      factors: readonly PresentedFactor[] = [],
     ) {
       assert(
         !comment || comment.length <= MAX_COMMENT,
@@ -310,13 +311,13 @@ export function createRequestService(deps: {
         const approverFactors =
           deps.current().config.breakGlass?.find((p) => p.name === request.policy)?.approverFactors ?? [];
         if (approverFactors.length > 0) {
-          const fresh =
-            factor !== null &&
-            approverFactors.includes(factor.kind as never) &&
-            unit.now - factor.at <= request.factors.freshnessMs;
-          assert(fresh, "FACTOR_REQUIRED", `approving needs a fresh ${approverFactors.join(" or ")} factor`, {
-            factors: approverFactors,
-          });
+          const freshness = request.factors.freshnessMs;
+          assert(
+            pickFreshFactor(factors, approverFactors, freshness, unit.now),
+            "FACTOR_REQUIRED",
+            `approving needs a fresh ${approverFactors.join(" or ")} factor${unfreshReason(factors, approverFactors, freshness, unit.now)}`,
+            { factors: approverFactors },
+          );
         }
         const existing = await listApprovals(unit.tx, id);
         assert(

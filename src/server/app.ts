@@ -291,6 +291,11 @@ export async function createApp(options: AppOptions) {
         origins: settings?.origins ?? ["http://localhost:8080"],
       };
     },
+    enrolment: () => {
+      const settings = current().config.identity?.factorEnrolment;
+      return { settleMs: settings?.settle ?? 24 * 3_600_000, requireCode: settings?.requireCode ?? false };
+    },
+    users,
   });
   const reconcile = createReconciler({
     db,

@@ -136,25 +136,43 @@ breakGlass:
       "FACTOR_REQUIRED",
     );
 
-    const registration = await page.evaluate(async (token) => {
-      const options = await (
-        await fetch("/v1/mfa/webauthn/register/options", {
+    // An administrator vouches for alice's first key with an enrolment code handed to her.
+    const reset = await fetch(`${origin}/v1/mfa/users/alice/reset`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ reason: "first key" }),
+    });
+    expect(reset.status).toBe(200);
+    const { enrolmentCode } = (await reset.json()) as { enrolmentCode: string };
+
+    const registration = await page.evaluate(
+      async ({ token, enrolmentCode }) => {
+        const options = await (
+          await fetch("/v1/mfa/webauthn/register/options", {
+            method: "POST",
+            headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+            body: JSON.stringify({ enrolmentCode }),
+          })
+        ).json();
+        const credential = (await navigator.credentials.create({
+          publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options),
+        })) as PublicKeyCredential;
+        const response = await fetch("/v1/mfa/webauthn/register", {
           method: "POST",
-          headers: { authorization: `Bearer ${token}` },
-        })
-      ).json();
-      const credential = (await navigator.credentials.create({
-        publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options),
-      })) as PublicKeyCredential;
-      const response = await fetch("/v1/mfa/webauthn/register", {
-        method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify({ response: credential.toJSON(), label: "virtual key" }),
-      });
-      return { status: response.status, body: await response.json() };
-    }, token);
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ response: credential.toJSON(), label: "virtual key" }),
+        });
+        return { status: response.status, body: await response.json() };
+      },
+      { token, enrolmentCode },
+    );
     expect(registration.status).toBe(201);
     expect(registration.body.factorId).toMatch(/^mfa_/);
+
+    // A second key needs a fresh use of the first: the bearer token alone is refused.
+    const second = await api("/v1/mfa/webauthn/register/options", {});
+    expect(second.status).toBe(403);
+    expect(second.body.error.code).toBe("FACTOR_REQUIRED");
 
     const assertion = await page.evaluate(async (token) => {
       const options = await (
@@ -184,6 +202,11 @@ breakGlass:
     const activated = await api(`/v1/requests/${request.body.id}/activate`, {});
     expect(activated.status).toBe(201);
     expect(activated.body.factor.kind).toBe("webauthn");
+
+    // With the key just presented, registering another is allowed.
+    const afterAssertion = await api("/v1/mfa/webauthn/register/options", {});
+    expect(afterAssertion.status).toBe(200);
+    expect(afterAssertion.body.challenge).toEqual(expect.any(String));
     await context.close();
   });
 });
