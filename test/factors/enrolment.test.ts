@@ -163,17 +163,18 @@ describe.each(DIALECTS)("factor enrolment and the attempt limit on %s", (dialect
     // bob has no factor; an attacker with bob's token enrols one and tries to use it at once.
     expectStatus(await startTotp("bob"), 201);
     expectStatus(await verify("bob", code("bob")), 200);
-    const [factor] = await factorsOf("bob");
-    expect(factor).toMatchObject({ confirmed: true, authorizedBy: "sign-in" });
-    expect(Date.parse(factor?.settlesAt ?? "")).toBe(t.clock.now() + 24 * HOUR);
-    const enrolled = (await t.auditEvents()).filter((e) => e.type === "factor.enrolled").at(-1);
-    expect(enrolled?.context).toMatchObject({ authorizedBy: "sign-in" });
-
+    const confirmedAt = t.clock.now();
     const id = await approvedRequest("bob");
     t.clock.advance(30_000);
     const refused = await activate("bob", id, code("bob"));
     expectError(refused, 403, "FACTOR_REQUIRED");
     expect(refused.body.error.message).toContain("enrolled with a sign-in alone and counts from");
+
+    const [factor] = await factorsOf("bob");
+    expect(factor).toMatchObject({ confirmed: true, authorizedBy: "sign-in" });
+    expect(Date.parse(factor?.settlesAt ?? "")).toBe(confirmedAt + 24 * HOUR);
+    const enrolled = (await t.auditEvents()).filter((e) => e.type === "factor.enrolled").at(-1);
+    expect(enrolled?.context).toMatchObject({ authorizedBy: "sign-in" });
     // Nor may the unsettled factor vouch for another one.
     expectError(await startTotp("bob", { totp: code("bob", -1, 1) }), 403, "FACTOR_REQUIRED");
 
