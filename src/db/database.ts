@@ -17,6 +17,7 @@ import * as segmentation from "./migrations/2026-11-29T03-00-segmentation.js";
 import * as identity from "./migrations/2026-11-29T04-00-identity.js";
 import * as factors from "./migrations/2026-11-29T05-00-factors.js";
 import * as factorHardening from "./migrations/2026-12-03T01-00-factor-hardening.js";
+import * as inputLimits from "./migrations/2026-12-03T04-00-input-limits.js";
 import type { Database, Db } from "./types.js";
 
 export type Dialect = "sqlite" | "postgres";
@@ -37,6 +38,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-11-29T04-00-identity": identity,
   "2026-11-29T05-00-factors": factors,
   "2026-12-03T01-00-factor-hardening": factorHardening,
+  "2026-12-03T04-00-input-limits": inputLimits,
 };
 
 const migrationProvider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
