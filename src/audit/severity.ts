@@ -19,6 +19,7 @@ const BY_TYPE: Record<string, Severity> = {
   "request.approved": "low",
   "incident.opened": "low",
   "config.applied": "low",
+  "config.refused": "medium",
   "user.created": "low",
   "token.issued": "low",
 };

@@ -151,7 +151,7 @@ export function buildProgram(): Command {
       "the Firebreak server (default: $FIREBREAK_URL, the login file, or http://127.0.0.1:8080)",
     )
     .exitOverride() // before any .command(): subcommands copy it when created, so their usage errors exit 2
-    .showHelpAfterError()
+    .showHelpAfterError("(add --help for usage and examples)")
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
   const globals = () => program.opts<Globals>();
@@ -649,7 +649,13 @@ export function buildProgram(): Command {
               incident:
                 severity === undefined
                   ? NO_INCIDENT
-                  : { open: true, severity, id: "SIMULATED", title: "simulated by --incident", ageSeconds: 0 },
+                  : {
+                      open: true,
+                      severity,
+                      id: "SIMULATED",
+                      title: "simulated by --incident",
+                      ageSeconds: 0,
+                    },
               sourceZone: options.sourceZone ?? null,
             },
             blockingOverdueReviews: 0,
@@ -734,12 +740,15 @@ export function buildProgram(): Command {
     .command("token")
     .description("issue a new token for an existing user and print it, once")
     .argument("<name>", "user name")
-    .action(async (name: string) => {
+    .option("-q, --quiet", "print only the token (for NAME=$(firebreak users token NAME -q))")
+    .action(async (name: string, options: { quiet?: boolean }) => {
       const issued = await (await client(globals())).post<{ name: string; token: string }>(
         `/v1/users/${encodeURIComponent(name)}/tokens`,
         {},
       );
-      emit(issued, () => `token for ${safeText(issued.name)} (shown once): ${issued.token}`);
+      emit(issued, () =>
+        options.quiet ? issued.token : `token for ${safeText(issued.name)} (shown once): ${issued.token}`,
+      );
     });
   users
     .command("revoke-tokens")
@@ -779,6 +788,7 @@ export function buildProgram(): Command {
       const n = Math.min(Math.max(Number.parseInt(options.lines, 10) || 20, 1), 1000);
       const { events } = await c.get<{ events: AuditEventShape[] }>(`/v1/audit?order=desc&limit=${n}`);
       const ordered = events.reverse();
+      printEventHeader(globals().json === true);
       for (const event of ordered) printEvent(event, globals().json === true);
       if (!options.follow) return;
       const after = ordered.at(-1)?.seq ?? 0;
@@ -813,12 +823,15 @@ export function buildProgram(): Command {
       const result = await (await client(globals())).post<{
         changed: boolean;
         digest: string;
-        summary: unknown;
+        summary: ConfigChangeShape;
       }>("/v1/config/reload", {});
       emit(result, () =>
         result.changed
-          ? `applied configuration ${safeText(result.digest.slice(0, 12))}\n${safeLines(JSON.stringify(result.summary, null, 2))}`
-          : "unchanged",
+          ? [
+              `applied configuration ${safeText(result.digest.slice(0, 12))}`,
+              ...describeConfigChange(result.summary),
+            ].join("\n")
+          : `unchanged: configuration ${safeText(result.digest.slice(0, 12))} is already running`,
       );
     });
 
@@ -993,7 +1006,85 @@ export function buildProgram(): Command {
   registerSegmentationCommands(program, segmentationContext);
   registerAgentCommand(program, { server: () => globals().server, fail: segmentationContext.fail });
 
+  program.addHelpText("after", HELP_EXAMPLES);
+  checkRequiredOptionsAfterUnknownOnes(program);
   return program;
+}
+
+const HELP_EXAMPLES = `
+Examples:
+  firebreak request payments-db --role admin --for 30m --reason "payments-db refuses writes" --ticket INC-4711
+  firebreak requests --state pending            what waits for your approval
+  firebreak approve req_... --comment "go"
+  firebreak activate req_...                    the grant starts now
+  firebreak connect grt_...                     psql / mysql / ssh with the credential, never printed
+  firebreak explain alice payments-db --role admin --config firebreak.yaml --incident 2
+
+Environment: FIREBREAK_URL (the server), FIREBREAK_TOKEN (your token; or 'firebreak login').
+Exit codes: 0 success, 1 refused or failed (explain: DENY), 2 usage error.`;
+
+/**
+ * Commander checks required options before unknown ones, so a typo (\`--rol admin\`) was reported
+ * as a missing \`--role\`. Required options are checked here instead, after commander has refused
+ * unknown options (its preAction hooks run after that check).
+ */
+function checkRequiredOptionsAfterUnknownOnes(root: Command) {
+  const required = new WeakMap<Command, Option[]>();
+  const walk = (command: Command) => {
+    const mandatory = command.options.filter((option) => option.mandatory);
+    for (const option of mandatory) option.mandatory = false;
+    if (mandatory.length) required.set(command, mandatory);
+    for (const sub of command.commands) walk(sub);
+  };
+  walk(root);
+  root.hook("preAction", (_root, action) => {
+    for (const option of required.get(action) ?? []) {
+      if (action.getOptionValue(option.attributeName()) === undefined)
+        action.error(`error: required option '${option.flags}' not specified`, {
+          code: "commander.missingMandatoryOptionValue",
+          exitCode: 2,
+        });
+    }
+  });
+}
+
+/** The flag a server field comes from, so a refusal speaks of what the user typed. */
+const FLAG_FOR_FIELD: Record<string, string> = {
+  duration: "--for",
+  reason: "--reason",
+  ticket: "--ticket",
+  role: "--role",
+  comment: "--comment",
+  notes: "--notes",
+  publicKey: "--ssh-key",
+  totp: "--totp",
+  code: "--code",
+  severity: "--severity",
+  title: "--title",
+  groups: "--groups",
+  sourceZone: "--source-zone",
+  zone: "<target>",
+  resource: "<target>",
+  user: "<user>",
+  id: "<id>",
+  name: "<name>",
+};
+
+/** A server's validation refusal in the words of the command line: flags, not body fields. */
+function inCommandLineTerms(message: string, details: unknown): { message: string; details: unknown } {
+  const where = /^the (body|path|query) is not valid$/.exec(message)?.[1];
+  const issues = (details as { issues?: { path: string; message: string }[] } | undefined)?.issues;
+  if (!where || !issues) return { message, details };
+  return {
+    message: where === "path" ? "an argument is not valid" : "an option's value is not valid",
+    details: {
+      ...(details as object),
+      issues: issues.map((issue) => {
+        const [field] = issue.path.split(".");
+        return { ...issue, path: (field && FLAG_FOR_FIELD[field]) ?? issue.path };
+      }),
+    },
+  };
 }
 
 type CredentialReply = {
@@ -1030,11 +1121,76 @@ type ExplanationShape = {
   }[];
 };
 
+type NamedChangeShape = { added: string[]; removed: string[]; changed: string[] };
+type ConfigChangeShape = {
+  zones: NamedChangeShape;
+  resources: NamedChangeShape;
+  policies: NamedChangeShape;
+  users: NamedChangeShape;
+  flows: { added: number; removed: number };
+  standing: { added: number; removed: number };
+  otherSections: string[];
+};
+
+/** One line per kind of thing that changed: `zones: added a, b; removed c`. */
+function describeConfigChange(summary: ConfigChangeShape): string[] {
+  const lines: string[] = [];
+  const named = (label: string, change: NamedChangeShape | undefined) => {
+    if (!change) return;
+    const parts = (["added", "removed", "changed"] as const)
+      .filter((kind) => change[kind].length > 0)
+      .map((kind) => `${kind} ${change[kind].map(safeText).join(", ")}`);
+    if (parts.length) lines.push(`  ${label}: ${parts.join("; ")}`);
+  };
+  const counted = (label: string, change: { added: number; removed: number } | undefined) => {
+    if (change && (change.added || change.removed))
+      lines.push(`  ${label}: ${change.added} added, ${change.removed} removed`);
+  };
+  named("zones", summary.zones);
+  named("resources", summary.resources);
+  named("break-glass policies", summary.policies);
+  named("users", summary.users);
+  counted("flows", summary.flows);
+  counted("standing bindings", summary.standing);
+  if (summary.otherSections?.length)
+    lines.push(`  other sections: ${summary.otherSections.map(safeText).join(", ")}`);
+  return lines;
+}
+
+// Fixed widths, so `--follow` lines that arrive later stay under the header; a longer value
+// pushes its own line only.
+const EVENT_COLUMNS = [6, 24, 27, 16] as const;
+
+function eventRow(cells: readonly [string, string, string, string, string]): string {
+  const [seq, time, type, actor, about] = cells;
+  return [
+    seq.padStart(EVENT_COLUMNS[0]),
+    time.padEnd(EVENT_COLUMNS[1]),
+    type.padEnd(EVENT_COLUMNS[2]),
+    actor.padEnd(EVENT_COLUMNS[3]),
+    about,
+  ]
+    .join("  ")
+    .trimEnd();
+}
+
+function printEventHeader(json: boolean) {
+  if (!json) out(eventRow(["SEQ", "TIME", "TYPE", "ACTOR", "ABOUT"]));
+}
+
 function printEvent(event: AuditEventShape, json: boolean) {
   if (json) return out(JSON.stringify(event));
-  const about = safeText([event.zone, event.subject].filter(Boolean).join(" "));
+  // Whom an event concerns, when it is a person rather than a zone or a subject (token.issued).
+  const user = typeof event.context.user === "string" ? `user ${event.context.user}` : null;
+  const about = [event.zone ? `zone ${event.zone}` : null, event.subject, user].filter(Boolean).join("  ");
   out(
-    `${String(event.seq).padStart(6)}  ${safeText(event.time)}  ${safeText(event.type).padEnd(20)} ${safeText(event.actor).padEnd(16)} ${about}`,
+    eventRow([
+      String(event.seq),
+      safeText(event.time),
+      safeText(event.type),
+      safeText(event.actor),
+      safeText(about),
+    ]),
   );
 }
 
@@ -1101,11 +1257,14 @@ export async function main(argv: string[]): Promise<number> {
     let code = "FAILED";
     let message = error instanceof Error ? error.message : String(error);
     let details: unknown;
+    let requestId: string | null = null;
     if (error instanceof ApiError) {
       code = error.code;
       details = error.details;
+      requestId = error.requestId;
       if (error.code === "VALIDATION_FAILED" || error.code === "BAD_REQUEST") {
-        if (json) out({ error: { code, message, details } });
+        ({ message, details } = inCommandLineTerms(message, details));
+        if (json) out({ error: { code, message, details, ...(requestId ? { requestId } : {}) } });
         else process.stderr.write(`error: ${safeLines(message)} [${code}]${formatDetails(details)}\n`);
         return 2;
       }
@@ -1116,7 +1275,7 @@ export async function main(argv: string[]): Promise<number> {
       code = error.code;
       details = error.details;
     } else if (!(error instanceof Error)) message = String(error);
-    if (json) out({ error: { code, message, details } });
+    if (json) out({ error: { code, message, details, ...(requestId ? { requestId } : {}) } });
     else process.stderr.write(`error: ${safeLines(message)} [${code}]${formatDetails(details)}\n`);
     return 1;
   }

@@ -50,7 +50,7 @@ export async function runServe(options: {
     process.stdout.write(`Firebreak is serving ${options.config} at ${shown}\n`);
     if (admin) {
       process.stdout.write(
-        `\nFirst start: created administrator '${admin.user}'. Its token is shown this once:\n\n  export FIREBREAK_URL=${shown}\n  export FIREBREAK_TOKEN=${admin.token}\n\nOpen ${shown} to sign in to the web console with this token, or try: firebreak demo\n\n`,
+        `\nFirst start: created administrator '${admin.user}'. Its token is shown this once:\n\n  export FIREBREAK_URL=${shown}\n  export FIREBREAK_TOKEN=${admin.token}\n\nOpen ${shown} to sign in to the web console with this token, or in another terminal (after\n'npm link', which puts firebreak on your PATH; or run node dist/cli/main.js): firebreak demo\n\n`,
       );
     }
   }

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type {
   Executor,
   GrantEffectsTable,
@@ -175,6 +176,9 @@ export async function closeGrant(
       close_reason: change.reason,
       closed_by: change.closedBy,
       revocation_status: change.revocationStatus,
+      // The review is due a fixed time after the use ended, not after the window it was granted
+      // for: a grant revoked early is reviewed that much earlier.
+      review_due_at: sql<number | null>`review_due_at - ends_at + ${change.now}`,
       // The closer takes access away right after this commits; the scheduler only steps in if it has
       // not recorded an outcome by then (a crash), so the two never revoke the same grant at once.
       revocation_next_at: change.revocationStatus === "pending" ? change.now + CLOSER_GRACE_MS : null,
@@ -425,13 +429,17 @@ function toEffect(row: GrantEffectsTable): GrantEffect {
   };
 }
 
-/** Marks the grant's credentials delivered and wipes their secrets: each is shown exactly once. */
+/**
+ * Marks the grant's secrets delivered and wipes them: each is shown exactly once. Effects that
+ * hold no secret (an address, a login name) stay undelivered, so they can be shown again.
+ */
 export async function markDelivered(db: Executor, grantId: string, now: number): Promise<number> {
   const result = await db
     .updateTable("grant_effects")
     .set({ delivered_at: now, secret_enc: null })
     .where("grant_id", "=", grantId)
     .where("delivered_at", "is", null)
+    .where("secret_enc", "is not", null)
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }

@@ -30,7 +30,15 @@ export const grantViewSchema = z.object({
     notes: z.string().nullable(),
     reviewedAt: z.string().nullable(),
   }),
-  effects: z.array(z.object({ resource: z.string(), connector: z.string(), state: z.string() })),
+  effects: z.array(
+    z.object({
+      resource: z.string(),
+      connector: z.string(),
+      state: z.string(),
+      /** Where the access leads (`host:port`): a network path's destination or a login's server. */
+      address: z.string().nullable(),
+    }),
+  ),
 });
 export type GrantView = z.infer<typeof grantViewSchema>;
 
@@ -56,7 +64,12 @@ export function toGrantView(grant: GrantRecord, effects: GrantEffect[], now: num
         ? { kind: grant.factorKind, at: new Date(grant.factorAt).toISOString() }
         : null,
     revocation: {
-      status: grant.revocationStatus,
+      // While the grant is open, what it issued is still in place: its revocation is scheduled for
+      // the end. `not-needed` is said only of a grant that issued nothing to take away.
+      status:
+        grant.state === "active" && effects.some((e) => e.state !== "closed")
+          ? "scheduled"
+          : grant.revocationStatus,
       attempts: grant.revocationAttempts,
       nextAttemptAt: iso(grant.revocationNextAt),
     },
@@ -68,6 +81,20 @@ export function toGrantView(grant: GrantRecord, effects: GrantEffect[], now: num
       notes: grant.reviewNotes,
       reviewedAt: iso(grant.reviewedAt),
     },
-    effects: effects.map((e) => ({ resource: e.resource, connector: e.connector, state: e.state })),
+    effects: effects.map((e) => ({
+      resource: e.resource,
+      connector: e.connector,
+      state: e.state,
+      address: addressOf(e.detail),
+    })),
   };
+}
+
+/** The `host:port` an effect's detail names, if any (no secret is ever part of it). */
+function addressOf(detail: Record<string, unknown>): string | null {
+  if (typeof detail.to === "string") return detail.to;
+  if (typeof detail.host === "string" && typeof detail.port === "number") {
+    return detail.host.includes(":") ? `[${detail.host}]:${detail.port}` : `${detail.host}:${detail.port}`;
+  }
+  return null;
 }

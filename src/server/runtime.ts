@@ -1,9 +1,9 @@
 import { summarizeConfigChange } from "../config/diff.js";
-import { formatIssue, loadConfigFile } from "../config/load.js";
+import { type ConfigIssue, formatIssue, loadConfigFile } from "../config/load.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { resolveSecret } from "../config/secrets.js";
 import type { Db } from "../db/types.js";
-import { FirebreakError } from "../errors.js";
+import { FirebreakError, isFirebreakError } from "../errors.js";
 import type { SignalSource, SignalSourceKind } from "../plugins/contracts.js";
 import { type CompiledPolicy, compilePolicy } from "../policy/engine.js";
 import type { InTransaction } from "../shared/transaction.js";
@@ -34,8 +34,17 @@ function derive(config: FirebreakConfig, digest: string, env: NodeJS.ProcessEnv)
   };
 }
 
-async function loadRuntime(path: string, env: NodeJS.ProcessEnv): Promise<Runtime> {
+/** What a file must also agree with that the file alone cannot show (the stored users): problems, if any. */
+export type ConfigCheck = (config: FirebreakConfig) => Promise<string[]>;
+
+async function loadRuntime(path: string, env: NodeJS.ProcessEnv, check?: ConfigCheck): Promise<Runtime> {
   const result = await loadConfigFile(path);
+  const problems = result.ok && check ? await check(result.config) : [];
+  if (result.ok && problems.length > 0) {
+    throw new FirebreakError("CONFIG_INVALID", `${path} is not valid:\n${problems.join("\n")}`, {
+      errors: problems.map((message) => ({ file: path, line: 0, column: 0, path: "", message })),
+    });
+  }
   if (!result.ok) {
     throw new FirebreakError(
       "CONFIG_INVALID",
@@ -59,9 +68,11 @@ export async function createRuntimeHolder(deps: {
   inTransaction: InTransaction;
   env?: NodeJS.ProcessEnv;
   onApplied?: (runtime: Runtime) => void | Promise<void>;
+  /** Checked at start and at each reload; a problem refuses the file like a schema error. */
+  check?: ConfigCheck;
 }) {
   const env = deps.env ?? process.env;
-  let runtime = await loadRuntime(deps.path, env);
+  let runtime = await loadRuntime(deps.path, env, deps.check);
 
   async function record(actor: string, previous: FirebreakConfig | null): Promise<boolean> {
     // Several processes may record at once (a concurrent first start, a rolling restart): the
@@ -120,13 +131,40 @@ export async function createRuntimeHolder(deps: {
     }
   }
 
+  /** A refused reload is on record too: who asked, which file, and what was wrong with it. */
+  async function recordRefusal(actor: string, error: unknown) {
+    const errors = isFirebreakError(error)
+      ? ((error.details as { errors?: ConfigIssue[] } | undefined)?.errors ?? [])
+      : [];
+    await deps.inTransaction((unit) =>
+      unit.audit({
+        type: "config.refused",
+        actor,
+        context: {
+          file: deps.path,
+          keptDigest: runtime.digest,
+          errorCount: errors.length,
+          // The first few positions and messages; a configuration file holds no secret values.
+          errors: errors.slice(0, 10).map(formatIssue),
+          ...(isFirebreakError(error) ? {} : { error: "the file could not be loaded" }),
+        },
+      }),
+    );
+  }
+
   return {
     current: (): Runtime => runtime,
     /** Records the configuration the server started with, when it differs from the last one applied. */
     recordStartup: () => record("system:firebreak", null),
     /** Re-reads the file; throws CONFIG_INVALID (and keeps the running configuration) when it is bad. */
     async reload(actor: string) {
-      const next = await loadRuntime(deps.path, env);
+      let next: Runtime;
+      try {
+        next = await loadRuntime(deps.path, env, deps.check);
+      } catch (error) {
+        await recordRefusal(actor, error);
+        throw refusalKeepingRunning(error, runtime.digest);
+      }
       const previous = runtime.config;
       if (next.digest === runtime.digest)
         return { changed: false, digest: runtime.digest, summary: summarizeConfigChange(previous, previous) };
@@ -138,3 +176,16 @@ export async function createRuntimeHolder(deps: {
   };
 }
 export type RuntimeHolder = Awaited<ReturnType<typeof createRuntimeHolder>>;
+
+/** The reload's error, saying that the running configuration stays in force. */
+function refusalKeepingRunning(error: unknown, keptDigest: string): FirebreakError {
+  const kept = `the running configuration (${keptDigest.slice(0, 12)}) is kept`;
+  if (isFirebreakError(error))
+    return new FirebreakError(error.code, `${error.message}\n${kept}`, {
+      ...((error.details as Record<string, unknown> | undefined) ?? {}),
+      keptDigest,
+    });
+  return new FirebreakError("CONFIG_INVALID", `the configuration file could not be loaded; ${kept}`, {
+    keptDigest,
+  });
+}

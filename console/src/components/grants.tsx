@@ -115,9 +115,15 @@ export function CredentialOnce({ grant }: { grant: GrantView }) {
   if (credentials) {
     return (
       <section className="credential" aria-label="Credential">
-        <p className="notice notice-warn" role="status">
-          Shown this once. Copy what you need now: reloading this page will not show it again.
-        </p>
+        {credentials.some((credential) => credential.secret) ? (
+          <p className="notice notice-warn" role="status">
+            Shown this once. Copy what you need now: reloading this page will not show it again.
+          </p>
+        ) : (
+          <p className="notice" role="status">
+            Nothing secret here: this can be shown again.
+          </p>
+        )}
         {credentials.length === 0 ? <p>This grant issued no credential (nothing to connect with).</p> : null}
         {credentials.map((credential) => (
           <div key={credential.resource} className="credential-item">

@@ -119,6 +119,13 @@ export const OCSF_CLASSES: Record<string, ClassMapping> = {
     activityId: 8,
     activityName: "Update",
   },
+  "config.refused": {
+    classUid: 6002,
+    className: "Application Lifecycle",
+    activityId: 8,
+    activityName: "Update",
+    statusId: 2,
+  },
 };
 
 const BASE_EVENT: ClassMapping = {
