@@ -441,8 +441,20 @@ function checkReferences(raw: unknown, report: Reporter): void {
   const users = new Set<string>();
   const groups = new Set<string>();
   const directory = isRaw(raw.directory) ? raw.directory : {};
+  // One spelling per user name: `alice` and `Alice` would be two principals people read as one.
+  const spellings = new Map<string, { name: string; path: Segment[] }>();
   for (const [name, user] of entriesOf(directory.users)) {
     users.add(name);
+    const path: Segment[] = ["directory", "users", name];
+    const first = spellings.get(name.toLowerCase());
+    if (first === undefined) spellings.set(name.toLowerCase(), { name, path });
+    else
+      report.add(
+        report.errors,
+        path,
+        "key",
+        `user '${name}' differs only in case from user '${first.name}' (line ${report.lineOf(first.path)}); user names are the same whatever their case`,
+      );
     for (const group of itemsOf(isRaw(user) ? user.groups : undefined)) {
       if (typeof group === "string") groups.add(group);
     }
@@ -475,6 +487,15 @@ function checkReferences(raw: unknown, report: Reporter): void {
       }
     } else if (ref?.startsWith("user:")) {
       const user = ref.slice("user:".length);
+      const first = spellings.get(user.toLowerCase());
+      if (first === undefined) spellings.set(user.toLowerCase(), { name: user, path });
+      else if (first.name !== user) {
+        error(
+          path,
+          `user '${user}' differs only in case from '${first.name}' (line ${report.lineOf(first.path)}); write it the same way everywhere`,
+        );
+        return;
+      }
       if (!users.has(user)) {
         warn(path, `user '${user}' is not in the directory; fine only if your identity provider supplies it`);
       }

@@ -18,6 +18,7 @@ import * as identity from "./migrations/2026-11-29T04-00-identity.js";
 import * as factors from "./migrations/2026-11-29T05-00-factors.js";
 import * as factorHardening from "./migrations/2026-12-03T01-00-factor-hardening.js";
 import * as inputLimits from "./migrations/2026-12-03T04-00-input-limits.js";
+import * as userNameCase from "./migrations/2026-12-03T04-10-user-name-case.js";
 import type { Database, Db } from "./types.js";
 
 export type Dialect = "sqlite" | "postgres";
@@ -39,6 +40,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-11-29T05-00-factors": factors,
   "2026-12-03T01-00-factor-hardening": factorHardening,
   "2026-12-03T04-00-input-limits": inputLimits,
+  "2026-12-03T04-10-user-name-case": userNameCase,
 };
 
 const migrationProvider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

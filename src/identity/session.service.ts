@@ -10,7 +10,7 @@ import {
   revokeTokensOfUser,
   updateUserGroups,
 } from "../users/user.repo.js";
-import type { Principal, UserService } from "../users/user.service.js";
+import { type Principal, takenName, type UserService } from "../users/user.service.js";
 import { type ProviderIdentity, signInRefusal } from "./claims.js";
 import { findIdentity, insertIdentity, touchIdentity } from "./identity.repo.js";
 import { identitySettings } from "./settings.js";
@@ -68,10 +68,14 @@ export function createSessionService(deps: {
         await touchIdentity(unit.tx, identity.issuer, identity.subject, unit.now);
       } else {
         name = identity.username as string;
-        // A provider account never takes over a name that is already someone's.
-        if ((await findUser(unit.tx, name)) || config.directory?.users[name]) {
+        // A provider account never takes over a name that is already someone's, whatever its case:
+        // it is refused rather than mapped onto that user, who may be another person.
+        const taken = await takenName(unit.tx, config, name);
+        if (taken !== null) {
           throw new Refusal(
-            `the user name '${name}' already belongs to a directory, local or other OIDC user; an administrator must resolve the conflict`,
+            taken === name
+              ? `the user name '${name}' already belongs to a directory, local or other OIDC user; an administrator must resolve the conflict`
+              : `the user name '${name}' differs only in case from the existing user '${taken}'; an administrator must resolve the conflict`,
           );
         }
         await insertOidcUser(unit.tx, name, identity.groups, unit.now);

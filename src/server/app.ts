@@ -51,7 +51,7 @@ import { createSignalService } from "../signals/signal.service.js";
 import { isTrustedProxy } from "../signals/source-zone.js";
 import { listUsers } from "../users/user.repo.js";
 import { createUserRoutes } from "../users/user.routes.js";
-import { createUserService } from "../users/user.service.js";
+import { createUserService, directoryCaseConflicts } from "../users/user.service.js";
 import { VERSION } from "../version.js";
 import { createZoneRoutes } from "../zones/zone.routes.js";
 import { createRuntimeHolder, type Runtime } from "./runtime.js";
@@ -115,6 +115,8 @@ export async function createApp(options: AppOptions) {
     env: options.env,
     // The reload answers once the new configuration is in force, access index included.
     onApplied: () => access.rebuild(),
+    // A directory user spelled like a stored one but for case would be a second principal.
+    check: (config) => directoryCaseConflicts(db, config),
   });
   const current = (): Runtime => runtime.current();
 

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Executor } from "../db/types.js";
 
 export interface StoredUser {
@@ -19,6 +20,26 @@ export async function findUser(db: Executor, name: string): Promise<StoredUser |
         createdAt: row.created_at,
       }
     : null;
+}
+
+/**
+ * Stored users whose name is `name` but for letter case (`Alice` for `alice`), the exact one
+ * included. User names are ASCII, so `lower` agrees on SQLite and PostgreSQL; the
+ * `users_name_folded` index keeps at most one spelling of each name.
+ */
+export async function findUsersIgnoringCase(db: Executor, name: string): Promise<StoredUser[]> {
+  const rows = await db
+    .selectFrom("users")
+    .selectAll()
+    .where(sql<string>`lower(${sql.ref("name")})`, "=", name.toLowerCase())
+    .execute();
+  return rows.map((row) => ({
+    name: row.name,
+    groups: JSON.parse(row.groups_json) as string[],
+    source: row.source,
+    isAdmin: row.is_admin === 1,
+    createdAt: row.created_at,
+  }));
 }
 
 export async function listUsers(db: Executor): Promise<StoredUser[]> {

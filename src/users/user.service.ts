@@ -1,12 +1,20 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FirebreakConfig } from "../config/schema.js";
 import { NAME_PATTERN, USER_PATTERN } from "../config/schema.js";
-import type { Db } from "../db/types.js";
+import type { Db, Executor } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { matchesPrincipal } from "../policy/approvals.js";
 import type { Clock } from "../shared/clock.js";
 import type { InTransaction } from "../shared/transaction.js";
-import { countAdmins, findToken, findUser, insertToken, insertUser, listUsers } from "./user.repo.js";
+import {
+  countAdmins,
+  findToken,
+  findUser,
+  findUsersIgnoringCase,
+  insertToken,
+  insertUser,
+  listUsers,
+} from "./user.repo.js";
 
 /** The authenticated caller, with everything authorisation needs. */
 export interface Principal {
@@ -17,6 +25,39 @@ export interface Principal {
 }
 
 const TOKEN_PATTERN = /^fbk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
+
+/**
+ * The name someone already has that `name` is but for letter case (`alice` for `Alice`), from the
+ * directory or the database, or null. Names that differ only in case would be two principals that
+ * people read as one: `Alice` approving `alice`'s request is the requester approving their own.
+ * So a name is taken whatever its case, and the first spelling is the only one.
+ */
+export async function takenName(db: Executor, config: FirebreakConfig, name: string): Promise<string | null> {
+  const folded = name.toLowerCase();
+  const inDirectory = Object.keys(config.directory?.users ?? {}).find(
+    (user) => user.toLowerCase() === folded,
+  );
+  if (inDirectory !== undefined) return inDirectory;
+  return (await findUsersIgnoringCase(db, name))[0]?.name ?? null;
+}
+
+/**
+ * Directory users of `config` whose name a stored user (local, OIDC) already has in another
+ * case; a configuration that brings in such a user is refused, as `firebreak validate` refuses two
+ * spellings within one file.
+ */
+export async function directoryCaseConflicts(db: Executor, config: FirebreakConfig): Promise<string[]> {
+  const conflicts: string[] = [];
+  for (const name of Object.keys(config.directory?.users ?? {})) {
+    for (const stored of await findUsersIgnoringCase(db, name)) {
+      if (stored.name !== name)
+        conflicts.push(
+          `directory user '${name}' differs only in case from the existing ${stored.source} user '${stored.name}'; use that spelling or remove one of them`,
+        );
+    }
+  }
+  return conflicts;
+}
 
 function hashSecret(secret: string): string {
   return createHash("sha256").update(secret).digest("hex");
@@ -142,13 +183,15 @@ export function createUserService(deps: {
           `group '${group.slice(0, 80)}' is not a valid group name`,
         );
       }
-      const existing = await findUser(deps.db, name);
-      assert(
-        !existing,
-        "CONFLICT",
-        `user '${name}' already exists; use 'firebreak users token ${name}' for a new token`,
-      );
       return deps.inTransaction(async (unit) => {
+        const taken = await takenName(unit.tx, deps.config(), name);
+        assert(
+          taken === null,
+          "CONFLICT",
+          taken === name
+            ? `user '${name}' already exists; use 'firebreak users token ${name}' for a new token`
+            : `user '${name}' differs only in case from the existing user '${taken}'; names are the same whatever their case`,
+        );
         await insertUser(unit.tx, {
           name,
           groups: [...new Set(groups)].sort(),
