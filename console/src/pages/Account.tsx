@@ -11,6 +11,7 @@ import {
   PageTitle,
   StateBadge,
 } from "../components/common";
+import { FactorPrompt, factorsOf } from "../components/FactorPrompt";
 import { formatDateTime } from "../lib/time";
 
 interface Factor {
@@ -19,7 +20,25 @@ interface Factor {
   label: string;
   confirmed: boolean;
   createdAt: string;
+  /** From when the factor counts toward a policy. */
+  settlesAt: string | null;
+  authorizedBy: "sign-in" | "factor" | "enrolment-code";
 }
+
+/** What the server accepts as permission to add a factor. */
+interface EnrolmentProof {
+  totp?: string;
+  enrolmentCode?: string;
+}
+
+/** The enrolment refused for want of a fresh existing factor, kept to retry once one is presented. */
+interface PendingEnrolment {
+  kind: "totp" | "webauthn";
+  factors: string[];
+}
+
+const counting = (factor: Factor, now: number) =>
+  factor.confirmed && (factor.settlesAt === null || Date.parse(factor.settlesAt) <= now);
 
 interface TotpEnrolment {
   factorId: string;
@@ -72,16 +91,20 @@ export function AccountPage() {
   const [keyLabel, setKeyLabel] = useState("security key");
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState<string | null>(null);
+  const [enrolmentCode, setEnrolmentCode] = useState("");
+  const [pending, setPending] = useState<PendingEnrolment | null>(null);
 
-  const load = useCallback(() => {
-    api
-      .get<{ factors: Factor[] }>("/v1/mfa/factors")
-      .then((reply) => setFactors(reply.factors))
-      .catch((failure: unknown) => {
-        if (failure instanceof ApiError && failure.status === 404) setUnsupported(true);
-        else setError(failure);
-      });
+  const fetchFactors = useCallback(async () => {
+    const reply = await api.get<{ factors: Factor[] }>("/v1/mfa/factors");
+    setFactors(reply.factors);
+    return reply.factors;
   }, [api]);
+  const load = useCallback(() => {
+    fetchFactors().catch((failure: unknown) => {
+      if (failure instanceof ApiError && failure.status === 404) setUnsupported(true);
+      else setError(failure);
+    });
+  }, [fetchFactors]);
   useEffect(load, [load]);
 
   const run = async (action: () => Promise<void>) => {
@@ -97,34 +120,72 @@ export function AccountPage() {
     }
   };
 
-  const startTotp = () =>
-    run(async () => {
-      setEnrolment(await api.post<TotpEnrolment>("/v1/mfa/totp/enroll"));
-      setCode("");
-    });
+  /**
+   * Runs an enrolment start; when the server asks for a fresh use of an existing factor, keeps it
+   * to retry from the factor prompt instead of showing a bare refusal.
+   */
+  const enrol =
+    (kind: PendingEnrolment["kind"], start: (proof: EnrolmentProof) => Promise<void>) =>
+    async (proof: EnrolmentProof = {}) => {
+      const withCode = enrolmentCode.trim() ? { ...proof, enrolmentCode: enrolmentCode.trim() } : proof;
+      await run(async () => {
+        try {
+          await start(withCode);
+          setPending(null);
+          setEnrolmentCode("");
+        } catch (failure) {
+          const factors = factorsOf(failure, []);
+          if (
+            failure instanceof ApiError &&
+            failure.code === "FACTOR_REQUIRED" &&
+            (failure.details as { factors?: unknown[] } | undefined)?.factors?.length
+          ) {
+            setPending({ kind, factors });
+            return;
+          }
+          throw failure;
+        }
+      });
+    };
+
+  const startTotp = enrol("totp", async (proof) => {
+    setEnrolment(await api.post<TotpEnrolment>("/v1/mfa/totp/enroll", proof));
+    setCode("");
+  });
   const confirmTotp = (event: FormEvent) => {
     event.preventDefault();
     void run(async () => {
       await api.post("/v1/mfa/totp/verify", { code });
+      const confirmed = (await fetchFactors()).find((f) => f.id === enrolment?.factorId);
       setEnrolment(null);
-      setDone("Authenticator app confirmed: it counts as a factor from now on.");
-      load();
+      setDone(
+        !confirmed || counting(confirmed, Date.now())
+          ? "Authenticator app confirmed: it counts as a factor from now on."
+          : `Authenticator app confirmed: it counts as a factor from ${formatDateTime(confirmed.settlesAt as string)}. A factor added with only your sign-in, or just added, waits so that a stolen sign-in cannot add one and use it at once.`,
+      );
     });
   };
-  const addKey = () =>
-    run(async () => {
-      const statics = window.PublicKeyCredential as CreationStatics | undefined;
-      if (!statics?.parseCreationOptionsFromJSON)
-        throw new Error("this browser cannot register security keys");
-      const options = await api.post<Record<string, unknown>>("/v1/mfa/webauthn/register/options");
-      const credential = (await navigator.credentials.create({
-        publicKey: statics.parseCreationOptionsFromJSON(options),
-      })) as (PublicKeyCredential & { toJSON(): unknown }) | null;
-      if (!credential) throw new Error("no security key answered");
-      await api.post("/v1/mfa/webauthn/register", { response: credential.toJSON(), label: keyLabel.trim() });
-      setDone("Security key registered.");
-      load();
-    });
+  const addKey = enrol("webauthn", async (proof) => {
+    const statics = window.PublicKeyCredential as CreationStatics | undefined;
+    if (!statics?.parseCreationOptionsFromJSON) throw new Error("this browser cannot register security keys");
+    const options = await api.post<Record<string, unknown>>("/v1/mfa/webauthn/register/options", proof);
+    const credential = (await navigator.credentials.create({
+      publicKey: statics.parseCreationOptionsFromJSON(options),
+    })) as (PublicKeyCredential & { toJSON(): unknown }) | null;
+    if (!credential) throw new Error("no security key answered");
+    await api.post("/v1/mfa/webauthn/register", { response: credential.toJSON(), label: keyLabel.trim() });
+    const registered = await fetchFactors();
+    const newest = registered.filter((f) => f.kind === "webauthn").at(-1);
+    setDone(
+      !newest || counting(newest, Date.now())
+        ? "Security key registered."
+        : `Security key registered: it counts as a factor from ${formatDateTime(newest.settlesAt as string)}.`,
+    );
+  });
+  const retry = (proof: EnrolmentProof) => {
+    if (pending?.kind === "totp") void startTotp(proof);
+    else if (pending?.kind === "webauthn") void addKey(proof);
+  };
 
   return (
     <>
@@ -145,7 +206,8 @@ export function AccountPage() {
         <h2 id="factors-title">Factors</h2>
         <p className="lede">
           Policies may ask for a fresh factor when you activate a grant or approve one. Enrol one before the
-          emergency.
+          emergency: a first factor added with only your sign-in counts after a waiting period, at once with
+          an enrolment code from an administrator. Adding another factor asks for a fresh use of one you have.
         </p>
         <ErrorNotice error={error} />
         {done ? <Notice tone="ok">{done}</Notice> : null}
@@ -170,10 +232,40 @@ export function AccountPage() {
                       label={factor.confirmed ? "confirmed" : "not confirmed"}
                     />{" "}
                     <span className="muted">added {formatDateTime(factor.createdAt)}</span>
+                    {factor.confirmed && !counting(factor, Date.now()) ? (
+                      <span className="muted">
+                        {" "}
+                        · counts from {formatDateTime(factor.settlesAt as string)}
+                      </span>
+                    ) : null}
                   </li>
                 ))}
               </ul>
             )}
+            {pending ? (
+              <FactorPrompt
+                api={api}
+                factors={pending.factors}
+                action="add a factor"
+                busy={busy}
+                onSubmit={retry}
+                onCancel={() => setPending(null)}
+              />
+            ) : null}
+            <div className="field">
+              <label htmlFor="enrolment-code">
+                Enrolment code from an administrator (if you were given one)
+              </label>
+              <input
+                id="enrolment-code"
+                autoComplete="off"
+                spellCheck={false}
+                maxLength={64}
+                size={24}
+                value={enrolmentCode}
+                onChange={(event) => setEnrolmentCode(event.target.value)}
+              />
+            </div>
             <div className="factor-setup">
               <div className="stack">
                 <h3>Authenticator app (TOTP)</h3>
