@@ -143,7 +143,7 @@ describe("user text in the console (Chromium)", () => {
         text: (dd as HTMLElement).innerText,
         raw: dd.textContent ?? "",
         bidi: isolated ? getComputedStyle(isolated).unicodeBidi : null,
-        escapes: [...dd.querySelectorAll(".text-escape")].map((e) => [
+        escapes: Array.from(dd.querySelectorAll(".text-escape"), (e) => [
           e.textContent,
           e.getAttribute("title"),
         ]),
