@@ -22,6 +22,10 @@ const BY_TYPE: Record<string, Severity> = {
   "config.refused": "medium",
   "user.created": "low",
   "token.issued": "low",
+  // Someone's factors removed by an administrator, or a burst of wrong codes: worth a look.
+  "factor.reset": "medium",
+  "factor.rate_limited": "medium",
+  "factor.enrolled": "low",
 };
 
 /**
