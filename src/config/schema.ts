@@ -575,9 +575,19 @@ export const configSchema = z.strictObject({
         .strictObject({
           secret: secretRefSchema,
           services: z.record(z.string().min(1), nameSchema).optional(),
+          tolerance: durationSchema
+            .optional()
+            .describe("How far an event's occurred_at may be from the server's clock (default 30m)"),
         })
         .optional(),
-      generic: z.strictObject({ secret: secretRefSchema }).optional(),
+      generic: z
+        .strictObject({
+          secret: secretRefSchema,
+          tolerance: durationSchema
+            .optional()
+            .describe("How far x-firebreak-timestamp may be from the server's clock (default 5m)"),
+        })
+        .optional(),
     })
     .optional(),
   notify: z.array(notifySchema).optional(),

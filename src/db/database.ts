@@ -17,6 +17,7 @@ import * as segmentation from "./migrations/2026-11-29T03-00-segmentation.js";
 import * as identity from "./migrations/2026-11-29T04-00-identity.js";
 import * as factors from "./migrations/2026-11-29T05-00-factors.js";
 import * as factorHardening from "./migrations/2026-12-03T01-00-factor-hardening.js";
+import * as signalReplay from "./migrations/2026-12-03T02-00-signal-replay.js";
 import * as inputLimits from "./migrations/2026-12-03T04-00-input-limits.js";
 import * as userNameCase from "./migrations/2026-12-03T04-10-user-name-case.js";
 import type { Database, Db } from "./types.js";
@@ -39,6 +40,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-11-29T04-00-identity": identity,
   "2026-11-29T05-00-factors": factors,
   "2026-12-03T01-00-factor-hardening": factorHardening,
+  "2026-12-03T02-00-signal-replay": signalReplay,
   "2026-12-03T04-00-input-limits": inputLimits,
   "2026-12-03T04-10-user-name-case": userNameCase,
 };

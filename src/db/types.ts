@@ -152,6 +152,16 @@ export interface IncidentsTable {
   title: string;
   opened_at: number;
   resolved_at: number | null;
+  /** The sender's time of the last event applied (epoch ms); older events are superseded. */
+  last_event_at: Generated<number>;
+}
+
+/** A signed signal delivery already applied, kept until its timestamp is outside the window. */
+export interface SignalReceiptsTable {
+  source: string;
+  receipt: string;
+  received_at: number;
+  expires_at: number;
 }
 
 export interface AuditEventsTable {
@@ -312,6 +322,7 @@ export interface Database {
   grants: GrantsTable;
   grant_effects: GrantEffectsTable;
   incidents: IncidentsTable;
+  signal_receipts: SignalReceiptsTable;
   key_material: KeyMaterialTable;
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;

@@ -3,7 +3,7 @@ import type { Db, GrantState, ReviewState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { type PresentedFactor, pickFreshFactor, unfreshReason } from "../factors/freshness.js";
 import { matchesPrincipal } from "../policy/approvals.js";
-import { type CompiledPolicy, resourcesForGrant } from "../policy/engine.js";
+import { autoApprovalLapse, type CompiledPolicy, type Reason, resourcesForGrant } from "../policy/engine.js";
 import { canReviewGrant, canSeeGrant } from "../policy/visibility.js";
 import { findRequest, listApprovals, transitionRequest } from "../requests/request.repo.js";
 import { type RequestService, requestContext } from "../requests/request.service.js";
@@ -12,6 +12,7 @@ import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
 import { inParallel } from "../shared/parallel.js";
 import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
+import type { SignalService } from "../signals/signal.service.js";
 import type { Principal } from "../users/user.service.js";
 import { type EffectRunner, PATH_CONNECTOR_PREFIX } from "./effects.js";
 import {
@@ -53,6 +54,7 @@ export function createGrantService(deps: {
   enforcerKind: string;
   box: Pick<SecretBox, "seal" | "open">;
   requests: Pick<RequestService, "load" | "lapseIfDue">;
+  signals: Pick<SignalService, "snapshot">;
   listener: GrantListener;
 }) {
   // The same rules decide what `/v1/events` streams (policy/visibility.ts).
@@ -294,7 +296,10 @@ export function createGrantService(deps: {
     revokeMany,
     issueEffects,
 
-    /** Activation: the requester, an approved request, a fresh factor when policy names factors. */
+    /**
+     * Activation: the requester, an approved request, a fresh factor when policy names factors, and
+     * for an auto-approved request its autoApprove condition still true on the signals of now.
+     */
     async activate(
       principal: Principal,
       requestId: string,
@@ -302,6 +307,7 @@ export function createGrantService(deps: {
       factors: readonly PresentedFactor[],
       publicKey: string | null = null,
     ) {
+      let lapse = null as Reason | null;
       const prepared = await deps.inTransaction(async (unit) => {
         const request = await deps.requests.load(principal, requestId, unit.tx);
         assert(
@@ -331,6 +337,38 @@ export function createGrantService(deps: {
           "DUPLICATE_GRANT",
           `${request.requester} already has an active grant of '${request.role}' in ${request.zone}`,
         );
+        if (request.autoApproved) {
+          // Nobody approved it but the signals: if they have changed (the incident was resolved),
+          // the approval has lapsed. The refusal is audited and commits; the request stays approved.
+          const signals = await deps.signals.snapshot(request.zone, request.sourceZone, unit.now, unit.tx);
+          lapse = autoApprovalLapse(deps.current().policy, {
+            policy: request.policy ?? "",
+            principal,
+            target: { zone: request.zone, resource: request.resource },
+            role: request.role,
+            durationMs: request.durationMs,
+            reason: request.reason,
+            ticket: request.ticket,
+            sourceZone: request.sourceZone,
+            signals,
+            now: unit.now,
+          });
+          if (lapse !== null) {
+            await unit.audit({
+              type: "decision.denied",
+              actor: principal.name,
+              zone: request.zone,
+              resource: request.resource,
+              subject: request.id,
+              context: requestContext(request, {
+                stage: "activation",
+                reasons: [lapse],
+                activationSignals: signals,
+              }),
+            });
+            return null;
+          }
+        }
         const config = deps.current().config;
         const grant: GrantRecord = {
           id: newId("grt", unit.now),
@@ -424,6 +462,13 @@ export function createGrantService(deps: {
         });
         return grant;
       });
+      if (lapse !== null) {
+        throw new FirebreakError(
+          "AUTO_APPROVAL_LAPSED",
+          "the condition that auto-approved this request no longer holds; ask again",
+          { reasons: [lapse] },
+        );
+      }
       if (!prepared) throw new FirebreakError("INVALID_STATE", "the request lapsed before it was activated");
       deps.listener.activated(prepared);
       await issueEffects(prepared);

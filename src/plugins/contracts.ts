@@ -160,6 +160,24 @@ export interface IncidentSignal {
   severity: number;
   title: string;
   status: "open" | "resolved";
+  /**
+   * When the event happened according to the sender (epoch ms). Events of one incident are applied
+   * in this order: an older one never undoes a newer one, and a resolved incident reopens only
+   * for a strictly newer event.
+   */
+  occurredAt: number;
+}
+
+/** What one authenticated webhook delivery says, and what identifies it against replay. */
+export interface SignalDelivery {
+  signals: IncidentSignal[];
+  /**
+   * A value unique to this delivery (an event id, or the signature over timestamp and body); a
+   * delivery whose receipt was seen before is refused. Null when the format has none.
+   */
+  receipt: string | null;
+  /** The sender's signed time (epoch ms), which must be within `toleranceMs` of ours; null when unsigned. */
+  sentAt: number | null;
 }
 
 /**
@@ -168,7 +186,10 @@ export interface IncidentSignal {
  */
 export interface SignalSource {
   readonly kind: SignalSourceKind;
+  /** How far a delivery's `sentAt` may be from the server's clock, either way. */
+  readonly toleranceMs: number;
   authenticate(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): boolean;
-  parse(body: unknown): IncidentSignal[];
+  /** Reads an authenticated delivery; throws a ZodError when the payload is not of the format. */
+  parse(body: unknown, headers: Record<string, string | string[] | undefined>): SignalDelivery;
 }
 export type SignalSourceKind = "alertmanager" | "pagerduty" | "generic";

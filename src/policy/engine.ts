@@ -823,6 +823,65 @@ function assess(policy: CompiledPolicy, input: DecisionInput): Assessment {
   return deny(reasons, target);
 }
 
+/** What re-checking an auto-approval needs: the request as it was made, and the signals of now. */
+export interface AutoApprovalInput {
+  /** The policy that auto-approved the request. */
+  readonly policy: string;
+  readonly principal: Principal;
+  readonly target: ResolvedTarget;
+  readonly role: string;
+  readonly durationMs: number;
+  readonly reason: string;
+  readonly ticket: string | null;
+  readonly sourceZone: string | null;
+  readonly signals: ConditionVars["signals"];
+  /** Epoch milliseconds. */
+  readonly now: number;
+}
+
+/**
+ * Re-checks the condition that auto-approved a request, at activation: the policy's
+ * `autoApprove.when` on the signals of this moment, since an approval nobody gave must not outlive
+ * the facts it rested on. Null while it holds; otherwise why not (the policy is gone or no longer
+ * auto-approves, or its condition is false or fails to evaluate).
+ */
+export function autoApprovalLapse(policy: CompiledPolicy, input: AutoApprovalInput): Reason | null {
+  const candidate = policy.policiesByName.get(input.policy);
+  if (candidate === undefined) {
+    return {
+      code: "NO_POLICY",
+      policy: input.policy,
+      message: `policy '${input.policy}', which auto-approved the request, no longer exists`,
+      actual: input.policy,
+    };
+  }
+  if (candidate.autoApprove === null) {
+    return {
+      code: "CONDITION_FALSE",
+      policy: candidate.name,
+      field: "autoApprove.when",
+      message: `policy '${candidate.name}' no longer auto-approves`,
+      expected: null,
+      actual: false,
+    };
+  }
+  const vars: ConditionVars = {
+    principal: { name: input.principal.name, groups: [...effectiveGroups(policy, input.principal)] },
+    request: {
+      zone: input.target.zone,
+      resource: input.target.resource,
+      role: input.role,
+      durationSeconds: input.durationMs / 1000,
+      reason: input.reason,
+      ticket: input.ticket,
+      sourceZone: input.sourceZone,
+    },
+    signals: { ...input.signals, sourceZone: input.sourceZone },
+    now: input.now,
+  };
+  return conditionReason(candidate, "autoApprove.when", candidate.autoApprove, vars);
+}
+
 /**
  * Decides a request: allow (standing binding, auto-approval, or a policy that needs nobody),
  * needs-approval (with exactly which approvals), or deny with every unmet condition of every

@@ -79,6 +79,8 @@ export interface AppOptions {
 const quietLog = { info() {}, error() {} };
 /** How often the reconciler looks for stale privilege on the targets. */
 const RECONCILE_INTERVAL_MS = 60_000;
+/** How often refused-signal summaries are written and expired signal receipts forgotten. */
+const SIGNAL_UPKEEP_INTERVAL_MS = 10_000;
 /** How often the chain's head is signed when `audit.checkpoint.interval` is not set. */
 const CHECKPOINT_INTERVAL_MS = 5 * 60_000;
 /** How long shutdown waits for the sinks to take the final checkpoint. */
@@ -123,6 +125,7 @@ export async function createApp(options: AppOptions) {
   const users = createUserService({ db, clock, inTransaction, config: () => current().config });
   const signals = createSignalService({
     db,
+    clock,
     inTransaction,
     config: () => current().config,
     sources: () => current().signalSources,
@@ -186,6 +189,7 @@ export async function createApp(options: AppOptions) {
     enforcerKind: enforcer.kind,
     box,
     requests,
+    signals,
     listener,
   });
   scheduler = createExpiryScheduler({
@@ -311,6 +315,7 @@ export async function createApp(options: AppOptions) {
       }),
   });
   let reconcileTimer: NodeJS.Timeout | null = null;
+  let signalUpkeepTimer: NodeJS.Timeout | null = null;
   const notifier = createNotifier({
     config: () => current().config,
     secret: (ref: string) => resolveSecret(ref as never, env),
@@ -425,6 +430,10 @@ export async function createApp(options: AppOptions) {
         reconcile().catch(() => {});
       }, RECONCILE_INTERVAL_MS);
       reconcileTimer.unref();
+      signalUpkeepTimer = setInterval(() => {
+        signals.maintain().catch(logError("refused signals could not be recorded"));
+      }, SIGNAL_UPKEEP_INTERVAL_MS);
+      signalUpkeepTimer.unref();
       ready = true;
       let address: string | null = null;
       if (listen) address = await http.listen(listen);
@@ -436,7 +445,10 @@ export async function createApp(options: AppOptions) {
     async stop() {
       ready = false;
       if (reconcileTimer) clearInterval(reconcileTimer);
+      if (signalUpkeepTimer) clearInterval(signalUpkeepTimer);
       await http.close();
+      // Refusals counted since the last summary are recorded before the final checkpoint.
+      await signals.maintain(true).catch(logError("refused signals could not be recorded"));
       await scheduler.stop();
       await enforcement.stop();
       await notifier.drain();

@@ -1,9 +1,12 @@
 import { z } from "zod";
-import { assert } from "../errors.js";
+import { assert, isFirebreakError } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { SignalService } from "./signal.service.js";
 
-/** Webhook receivers. They authenticate the sender themselves (token or HMAC over the raw body). */
+/**
+ * Webhook receivers. They authenticate the sender themselves (token, or HMAC over the raw body),
+ * and refuse signed deliveries outside their time window or seen before.
+ */
 export function createSignalRoutes(deps: { signals: SignalService }): AnyRoute[] {
   const declare = defineRoute({
     method: "POST",
@@ -37,11 +40,23 @@ function webhooks(deps: { signals: SignalService }): AnyRoute[] {
       summary: `Receive ${kind} incident signals`,
       tag: "signals",
       auth: "raw",
-      reply: z.object({ applied: z.number(), ignored: z.number() }),
+      reply: z.object({
+        applied: z.number(),
+        ignored: z.number(),
+        /** Events older than what their incident last applied, so not applied. */
+        superseded: z.number(),
+      }),
       status: 202,
-      async handler({ request }) {
+      async handler({ request, reply }) {
         const raw = (request as unknown as { rawBody?: Buffer }).rawBody ?? Buffer.alloc(0);
-        return deps.signals.ingest(kind, request.headers, raw, request.body);
+        try {
+          return await deps.signals.ingest(kind, request.headers, raw, request.body, request.ip ?? null);
+        } catch (error) {
+          const retry = isFirebreakError(error) && error.code === "RATE_LIMITED" ? error.details : null;
+          if (retry && typeof retry === "object" && "retryAfterSeconds" in retry)
+            reply.header("retry-after", String(retry.retryAfterSeconds));
+          throw error;
+        }
       },
     }),
   );

@@ -18,9 +18,26 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(left, left.length === right.length ? right : left) && left.length === right.length;
 }
 
-function hmacHex(secret: string, body: Buffer): string {
-  return createHmac("sha256", secret).update(body).digest("hex");
+function hmacHex(secret: string, ...parts: (string | Buffer)[]): string {
+  const hmac = createHmac("sha256", secret);
+  for (const part of parts) hmac.update(part);
+  return hmac.digest("hex");
 }
+
+/** PagerDuty retries a failed delivery for about 20 minutes, so its events may arrive that late. */
+export const DEFAULT_PAGERDUTY_TOLERANCE_MS = 30 * 60_000;
+/** The generic sender signs at send time, so only clock skew and transit need room. */
+export const DEFAULT_GENERIC_TOLERANCE_MS = 5 * 60_000;
+
+/** Unix seconds, as signed in `x-firebreak-timestamp`; anything else is not a timestamp. */
+const UNIX_SECONDS = /^[1-9][0-9]{8,10}$/;
+
+/** An RFC 3339 time (Alertmanager and PagerDuty write them) as epoch ms, or NaN. */
+const timestamp = z
+  .string()
+  .max(64)
+  .refine((text) => /^\d{4}-\d{2}-\d{2}T/.test(text) && Number.isFinite(Date.parse(text)), "an RFC 3339 time")
+  .transform((text) => Date.parse(text));
 
 /** Severity 1 is the worst. Alertmanager labels usually carry words; numbers are taken as they are. */
 export function severityFromLabel(label: string | undefined): number {
@@ -50,6 +67,9 @@ const alertmanagerPayload = z.object({
         labels: z.record(z.string(), z.string().max(1000)),
         annotations: z.record(z.string(), z.string().max(5000)).optional(),
         fingerprint: z.string().min(1).max(200).optional(),
+        // When the alert started firing, and (once resolved) when it ended: the order of its events.
+        startsAt: timestamp,
+        endsAt: z.string().max(64).optional(),
       }),
     )
     .max(1000),
@@ -57,6 +77,8 @@ const alertmanagerPayload = z.object({
 
 const pagerdutyPayload = z.object({
   event: z.object({
+    id: z.string().min(1).max(200),
+    occurred_at: timestamp,
     event_type: z.string().max(100),
     data: z.object({
       id: z.string().min(1).max(200),
@@ -92,13 +114,28 @@ export const signalSources: SignalSourceRegistry = {
     const token = secret(settings.token);
     return {
       kind: "alertmanager",
+      // A bearer token signs nothing: there is no delivery time or id to check, only event times.
+      toleranceMs: 0,
       authenticate: (headers) => safeEqual(header(headers, "authorization") ?? "", `Bearer ${token}`),
       parse(body) {
         const payload = alertmanagerPayload.parse(body);
         const signals: IncidentSignal[] = [];
-        for (const alert of payload.alerts) {
+        for (const [index, alert] of payload.alerts.entries()) {
           const zone = alert.labels[settings.zoneLabel];
           if (!zone) continue;
+          // A resolved alert's event is its end; a firing one's is its start, which Alertmanager
+          // repeats unchanged in every notification until it resolves.
+          const endsAt = alert.endsAt === undefined ? Number.NaN : Date.parse(alert.endsAt);
+          if (alert.status === "resolved" && !(Number.isFinite(endsAt) && endsAt >= alert.startsAt)) {
+            throw new z.ZodError([
+              {
+                code: "custom",
+                path: ["alerts", index, "endsAt"],
+                message: "a resolved alert needs its end time (RFC 3339, not before startsAt)",
+                input: alert.endsAt,
+              },
+            ]);
+          }
           signals.push({
             source: "alertmanager",
             externalId: alert.fingerprint ?? `${alert.labels.alertname ?? "alert"}:${zone}`,
@@ -106,9 +143,10 @@ export const signalSources: SignalSourceRegistry = {
             severity: severityFromLabel(alert.labels.severity),
             title: alert.annotations?.summary ?? alert.labels.alertname ?? "alert",
             status: alert.status === "firing" ? "open" : "resolved",
+            occurredAt: alert.status === "firing" ? alert.startsAt : endsAt,
           });
         }
-        return signals;
+        return { signals, receipt: null, sentAt: null };
       },
     };
   },
@@ -118,6 +156,7 @@ export const signalSources: SignalSourceRegistry = {
     const key = secret(settings.secret);
     return {
       kind: "pagerduty",
+      toleranceMs: settings.tolerance ?? DEFAULT_PAGERDUTY_TOLERANCE_MS,
       authenticate(headers, rawBody) {
         // PagerDuty v3 sends one or more comma-separated `v1=<hex>` signatures (several during key rotation).
         const expected = `v1=${hmacHex(key, rawBody)}`;
@@ -128,21 +167,27 @@ export const signalSources: SignalSourceRegistry = {
       },
       parse(body) {
         const { event } = pagerdutyPayload.parse(body);
+        // The event id is PagerDuty's own and the same on every retry; occurred_at is signed with it.
+        const delivery = { receipt: event.id, sentAt: event.occurred_at };
         const zone = event.data.service ? settings.services?.[event.data.service.id] : undefined;
-        if (!zone || !event.event_type.startsWith("incident.")) return [];
+        if (!zone || !event.event_type.startsWith("incident.")) return { signals: [], ...delivery };
         const priority = /^P([1-5])$/.exec(event.data.priority?.summary ?? "");
         const severity = priority ? Number(priority[1]) : event.data.urgency === "high" ? 1 : 3;
         const resolved = event.event_type === "incident.resolved";
-        return [
-          {
-            source: "pagerduty",
-            externalId: event.data.id,
-            zone,
-            severity,
-            title: event.data.title ?? event.data.id,
-            status: resolved ? "resolved" : "open",
-          },
-        ];
+        return {
+          signals: [
+            {
+              source: "pagerduty",
+              externalId: event.data.id,
+              zone,
+              severity,
+              title: event.data.title ?? event.data.id,
+              status: resolved ? "resolved" : "open",
+              occurredAt: event.occurred_at,
+            },
+          ],
+          ...delivery,
+        };
       },
     };
   },
@@ -150,13 +195,29 @@ export const signalSources: SignalSourceRegistry = {
     const settings = config.signals?.generic;
     if (!settings) return null;
     const key = secret(settings.secret);
+    // The timestamp is signed with the body (`<timestamp>.<body>`), so it cannot be moved forward
+    // to pass the window again, and the signature is unique to one send: it is the receipt.
+    const signature = (headers: Headers, rawBody: Buffer): string | null => {
+      const sent = header(headers, "x-firebreak-timestamp") ?? "";
+      return UNIX_SECONDS.test(sent) ? `sha256=${hmacHex(key, sent, ".", rawBody)}` : null;
+    };
     return {
       kind: "generic",
-      authenticate: (headers, rawBody) =>
-        safeEqual(header(headers, "x-firebreak-signature") ?? "", `sha256=${hmacHex(key, rawBody)}`),
-      parse(body) {
+      toleranceMs: settings.tolerance ?? DEFAULT_GENERIC_TOLERANCE_MS,
+      authenticate(headers, rawBody) {
+        const expected = signature(headers, rawBody);
+        // Compared even without a timestamp, so a missing one takes as long as a wrong signature.
+        const matches = safeEqual(header(headers, "x-firebreak-signature") ?? "", expected ?? "sha256=");
+        return expected !== null && matches;
+      },
+      parse(body, headers) {
         const payload = genericPayload.parse(body);
-        return [{ source: "generic", externalId: payload.id, ...payload }];
+        const sentAt = Number(header(headers, "x-firebreak-timestamp")) * 1000;
+        return {
+          signals: [{ source: "generic", externalId: payload.id, ...payload, occurredAt: sentAt }],
+          receipt: header(headers, "x-firebreak-signature") ?? null,
+          sentAt,
+        };
       },
     };
   },
