@@ -45,6 +45,8 @@ export interface ChainView {
   lastSeq: number;
   /** The hash of the event at `seq`, or undefined when there is none. */
   hashAt(seq: number): string | undefined;
+  /** The newest seq before `seq` that a verified signed checkpoint vouches for (0: none). */
+  signedBefore?(seq: number): number;
 }
 
 /**
@@ -78,10 +80,12 @@ export function judgeAnchors(points: readonly AnchorPoint[], chain: ChainView): 
         reason: `seq ${point.seq} is not the event ${point.source} holds: it was rewritten`,
       };
     }
+    // A verified checkpoint vouches for everything up to itself as surely as an anchor does.
+    const trusted = Math.max(agreed, chain.signedBefore?.(point.seq) ?? 0);
     return {
       problem: "ANCHOR_MISMATCH",
-      firstBadSeq: agreed + 1,
-      reason: `${hash === undefined ? `seq ${point.seq} is missing from the chain` : `the chain's seq ${point.seq} is not the event ${point.source} holds`}: events ${agreed === 0 ? "from seq 1" : `after seq ${agreed} (the newest anchored event the chain still holds)`} to seq ${point.seq} were removed or rewritten`,
+      firstBadSeq: trusted + 1,
+      reason: `${hash === undefined ? `seq ${point.seq} is missing from the chain` : `the chain's seq ${point.seq} is not the event ${point.source} holds`}: events ${trusted === 0 ? "from seq 1" : `after seq ${trusted} (the newest the chain holds that an anchor or a signature vouches for)`} to seq ${point.seq} were removed or rewritten`,
     };
   }
   return null;

@@ -207,6 +207,47 @@ describe("offline verification of an exported stream", () => {
     });
   });
 
+  it("passes an export cut back to a checkpoint, even with --require-signed-end, unless an anchor holds what was cut", async () => {
+    // Events 19-22 after the checkpoint at seq 18 removed, and a checkpoint at seq 23 anchored
+    // before that: the export still ends in a valid signature.
+    const anchored = chain(20, key, [8, 16, 20]);
+    const cut = anchored.slice(0, 18);
+    expect(await verify(cut, { keys, requireSignedEnd: true })).toMatchObject({ ok: true, events: 18 });
+    const checkpoint = anchored.at(-1) as AuditEvent;
+    expect(checkpoint).toMatchObject({ seq: 23, type: CHECKPOINT_TYPE });
+    const anchor = {
+      seq: 23,
+      hash: checkpoint.hash,
+      prevHash: checkpoint.prevHash,
+      source: "anchor.jsonl line 1",
+    };
+    expect(await verify(cut, { keys, requireSignedEnd: true, anchors: [anchor] })).toMatchObject({
+      ok: false,
+      problem: "BEHIND_ANCHOR",
+      firstBadSeq: 19,
+      reason: expect.stringContaining("the chain ends at seq 18, but anchor.jsonl line 1 holds seq 23"),
+    });
+    // Rewritten after seq 18 and grown past the anchor: another event sits at the anchored seq.
+    const regrown = relink([...anchored.slice(0, 18), ...chain(12, key, []).slice(6)]);
+    expect(await verify(regrown, { anchors: [anchor] })).toMatchObject({
+      ok: false,
+      problem: "ANCHOR_MISMATCH",
+      firstBadSeq: 1,
+    });
+    // With the key, the checkpoint at seq 18 vouches for everything up to it.
+    expect(await verify(regrown, { keys, anchors: [anchor] })).toMatchObject({
+      ok: false,
+      problem: "ANCHOR_MISMATCH",
+      firstBadSeq: 19,
+    });
+    // The untouched export holds it.
+    expect(await verify(anchored, { keys, requireSignedEnd: true, anchors: [anchor] })).toMatchObject({
+      ok: true,
+      anchors: 1,
+      anchoredSeq: 23,
+    });
+  });
+
   it("refuses an empty stream, and a stream with nothing signed when a key is given", async () => {
     expect(await verify([])).toMatchObject({ ok: false, problem: "EMPTY" });
     const unsigned = chain(5, key, []);

@@ -104,6 +104,8 @@ export async function verifyExportLines(
   let unchecked = 0;
   let lastSignedSeq: number | null = null;
   let lastCheckpointEventSeq = 0;
+  /** Seqs of the checkpoint events whose signature and head verified, ascending. */
+  const signedCheckpoints: number[] = [];
 
   const result = (
     problem: ExportProblem | null,
@@ -247,6 +249,7 @@ export async function verifyExportLines(
         checkpoints++;
         lastSignedSeq = checkpoint.checkpoint.seq;
         lastCheckpointEventSeq = event.seq;
+        signedCheckpoints.push(event.seq);
       }
     }
 
@@ -258,7 +261,11 @@ export async function verifyExportLines(
   if (expected === 1) return result("EMPTY", null, null, "the stream holds no events");
   // Before the signature checks: a stream cut back to a checkpoint ends signed, and only an
   // anchor kept elsewhere shows what is missing after it.
-  const lost = judgeAnchors(anchors, { lastSeq: expected - 1, hashAt: (seq) => seen.get(seq)?.hash });
+  const lost = judgeAnchors(anchors, {
+    lastSeq: expected - 1,
+    hashAt: (seq) => seen.get(seq)?.hash,
+    signedBefore: (seq) => signedCheckpoints.findLast((checkpoint) => checkpoint < seq) ?? 0,
+  });
   if (lost) return result(lost.problem, lost.firstBadSeq, null, lost.reason);
   if (keys.length > 0 && checkpoints === 0)
     return result(
