@@ -234,6 +234,8 @@ export interface GrantFilter {
   reviewState?: ReviewState;
   /** Only reviews due before this time (overdue when it is now). */
   reviewDueBefore?: number;
+  /** Only grants that have ended (what a review can judge). */
+  ended?: boolean;
   zones?: string[];
   orUser?: string;
   limit: number;
@@ -245,6 +247,7 @@ export async function listGrants(db: Executor, filter: GrantFilter): Promise<Gra
   if (filter.state) query = query.where("state", "=", filter.state);
   if (filter.reviewState) query = query.where("review_state", "=", filter.reviewState);
   if (filter.reviewDueBefore !== undefined) query = query.where("review_due_at", "<", filter.reviewDueBefore);
+  if (filter.ended) query = query.where("state", "!=", "active");
   if (filter.zones) {
     const zones = filter.zones;
     const orUser = filter.orUser;

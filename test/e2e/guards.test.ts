@@ -413,6 +413,25 @@ describe.each(DIALECTS)("guards over HTTP on %s", (dialect) => {
       state: "due",
       reviewer: null,
     });
+    // A use is reviewed once it is over: while the grant is open even the right reviewer waits.
+    refused(
+      await t.call("POST", `/v1/grants/${grant.id}/review`, { as: "erin", body: review }),
+      409,
+      "INVALID_STATE",
+    );
+    // The active grant's revocation is scheduled for its end, not "not-needed".
+    expect(grant.revocation.status).toBe("scheduled");
+    t.clock.advance(60_000);
+    const revoked = await t.call("POST", `/v1/grants/${grant.id}/revoke`, {
+      as: "alice",
+      body: { reason: "done" },
+    });
+    expectStatus(revoked, 200);
+    // Revoked early, the use is due for review the policy's time after it really ended.
+    expect(Date.parse(revoked.body.review.dueAt) - Date.parse(revoked.body.closedAt)).toBe(
+      Date.parse(grant.review.dueAt) - Date.parse(grant.endsAt),
+    );
+    expect(Date.parse(revoked.body.review.dueAt)).toBeLessThan(Date.parse(grant.review.dueAt));
     expectStatus(await t.call("POST", `/v1/grants/${grant.id}/review`, { as: "erin", body: review }), 200);
     refused(
       await t.call("POST", `/v1/grants/${grant.id}/review`, { as: "erin", body: review }),
