@@ -880,14 +880,23 @@ export function buildProgram(): Command {
         secret: string;
         uri: string;
         qrTerminal: string;
+        authorizedBy: string;
       }>("/v1/mfa/totp/enroll", {
         ...(options.totp ? { totp: options.totp } : {}),
         ...(options.enrolmentCode ? { enrolmentCode: options.enrolmentCode } : {}),
       });
       emit(
-        { factorId: result.factorId, secret: result.secret, uri: result.uri },
+        {
+          factorId: result.factorId,
+          secret: result.secret,
+          uri: result.uri,
+          authorizedBy: result.authorizedBy,
+        },
         () =>
-          `${result.qrTerminal}\nScan this with an authenticator app, or enter the secret ${result.secret}\n${result.uri}\nThen confirm: firebreak mfa verify --code <6 digits>`,
+          `${result.qrTerminal}\nScan this with an authenticator app, or enter the secret ${result.secret}\n${result.uri}\nThen confirm: firebreak mfa verify --code <6 digits>` +
+          (result.authorizedBy === "sign-in"
+            ? "\nThis first factor is added with only your sign-in: it counts once it has settled (24h by default; 'firebreak mfa list' shows when). An administrator's enrolment code makes it count at once."
+            : ""),
       );
     });
   mfa

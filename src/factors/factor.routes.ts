@@ -65,6 +65,8 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
         uri: z.string(),
         qrSvg: z.string(),
         qrTerminal: z.string(),
+        /** `sign-in`: a first factor vouched for by the sign-in alone, which has to settle. */
+        authorizedBy: z.enum(["sign-in", "factor", "enrolment-code"]),
       }),
       status: 201,
       async handler({ principal, body, reply }) {

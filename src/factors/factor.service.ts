@@ -447,6 +447,7 @@ export function createFactorService(deps: {
         uri,
         qrSvg: await QRCode.toString(uri, { type: "svg", margin: 1 }),
         qrTerminal: await QRCode.toString(uri, { type: "terminal", small: true }),
+        authorizedBy: authorization.authorizedBy,
       };
     },
 

@@ -161,7 +161,9 @@ describe.each(DIALECTS)("factor enrolment and the attempt limit on %s", (dialect
 
   it("makes a first factor enrolled with only a sign-in wait for its settle period (the bearer-token attack)", async () => {
     // bob has no factor; an attacker with bob's token enrols one and tries to use it at once.
-    expectStatus(await startTotp("bob"), 201);
+    const started = await startTotp("bob");
+    expectStatus(started, 201);
+    expect(started.body.authorizedBy).toBe("sign-in");
     expectStatus(await verify("bob", code("bob")), 200);
     const confirmedAt = t.clock.now();
     const id = await approvedRequest("bob");
