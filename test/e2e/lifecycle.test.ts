@@ -93,7 +93,12 @@ describe.each(DIALECTS)("lifecycle over HTTP on %s", (dialect) => {
       endsAt: new Date(endsAt).toISOString(),
       review: { state: "due", overdue: false },
     });
-    expect(grant.effects).toContainEqual({ resource: "vault-pg", connector: "log", state: "issued" });
+    expect(grant.effects).toContainEqual({
+      resource: "vault-pg",
+      connector: "log",
+      state: "issued",
+      address: null,
+    });
     expect(grant.effects.every((e: { state: string }) => e.state === "issued")).toBe(true);
     expect((await getRequest(requestId)).body).toMatchObject({ state: "active", grantId: grant.id });
     expect(await access("alice", "vault", "admin")).toBe(true);
@@ -119,7 +124,12 @@ describe.each(DIALECTS)("lifecycle over HTTP on %s", (dialect) => {
       revocation: { status: "verified", nextAttemptAt: null },
       review: { state: "due", dueAt: new Date(endsAt + 72 * HOUR).toISOString(), overdue: false },
     });
-    expect(expired.body.effects).toContainEqual({ resource: "vault-pg", connector: "log", state: "closed" });
+    expect(expired.body.effects).toContainEqual({
+      resource: "vault-pg",
+      connector: "log",
+      state: "closed",
+      address: null,
+    });
     expect(expired.body.effects.every((e: { state: string }) => e.state === "closed")).toBe(true);
     expect((await getRequest(requestId)).body.state).toBe("expired");
 
@@ -274,7 +284,12 @@ describe.each(DIALECTS)("lifecycle over HTTP on %s", (dialect) => {
       revocation: { status: "verified" },
       review: { state: "due" },
     });
-    expect(revoked.body.effects).toContainEqual({ resource: "vault-pg", connector: "log", state: "closed" });
+    expect(revoked.body.effects).toContainEqual({
+      resource: "vault-pg",
+      connector: "log",
+      state: "closed",
+      address: null,
+    });
     expect(revoked.body.effects.every((e: { state: string }) => e.state === "closed")).toBe(true);
     expect(await access("alice", "vault", "admin")).toBe(false);
     expect((await getRequest(created.body.id)).body.state).toBe("revoked");
