@@ -159,9 +159,11 @@ describe("anchor files", () => {
   it("are replaced atomically, leaving no temporary file behind", async () => {
     const directory = await temporaryDirectory();
     const path = join(directory, "anchor.jsonl");
-    await writeAnchorFile(path, original[2] as AuditEvent);
-    await writeAnchorFile(path, original[5] as AuditEvent);
-    expect(await readFile(path, "utf8")).toBe(`${JSON.stringify(original[5])}\n`);
+    await writeAnchorFile(path, [original[2] as AuditEvent]);
+    await writeAnchorFile(path, [original[2] as AuditEvent, original[5] as AuditEvent]);
+    expect(await readFile(path, "utf8")).toBe(
+      `${JSON.stringify(original[2])}\n${JSON.stringify(original[5])}\n`,
+    );
     expect(await readdir(directory)).toEqual(["anchor.jsonl"]);
   });
 
@@ -225,7 +227,11 @@ describe.each(DIALECTS)("the server's anchor on %s", (dialect) => {
           unit.audit({ type: "incident.opened", actor: "system", context: { index } }),
         );
     };
-    const anchored = async () => JSON.parse(await readFile(file, "utf8")) as AuditEvent;
+    /** The newest anchored checkpoint (the file's last line). */
+    const anchored = async () => {
+      const lines = (await readFile(file, "utf8")).trimEnd().split("\n");
+      return JSON.parse(lines.at(-1) as string) as AuditEvent;
+    };
     return { file, keeper, checkpointer, append, anchored, errors, inTransaction };
   }
 
@@ -262,6 +268,19 @@ describe.each(DIALECTS)("the server's anchor on %s", (dialect) => {
     await expect(keeper.checkAtStart()).resolves.toBeUndefined();
     expect(await keeper.verify()).toEqual({ ok: true, anchoredSeq: 7 });
     expect(errors).toEqual([]);
+  });
+
+  it("anchors the newest checkpoint at start when the anchor is new", async () => {
+    const { keeper, append, anchored, inTransaction } = await setUp();
+    await append(2);
+    // Written while no anchor was configured: the checkpointer here does not sync.
+    const key = loadSigningKey(
+      generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    );
+    await createCheckpointer({ inTransaction, signingKey: () => key }).write("periodic");
+    await append(1);
+    await keeper.checkAtStart();
+    expect(await anchored()).toMatchObject({ seq: 3, type: CHECKPOINT_TYPE });
   });
 
   it("catches a chain cut back behind it: verify without it passes, with it fails, and it is never overwritten", async () => {
@@ -304,7 +323,9 @@ describe.each(DIALECTS)("the server's anchor on %s", (dialect) => {
     expect(await anchored()).toEqual(before);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: "AUDIT_ANCHOR_MISMATCH" });
-    expect(await keeper.verify()).toMatchObject({ ok: false, problem: "ANCHOR_MISMATCH" });
+    // The older checkpoint kept in the anchor still agrees, which places the rewrite after it.
+    expect(await keeper.verify()).toMatchObject({ ok: false, problem: "ANCHOR_MISMATCH", firstBadSeq: 5 });
+    expect((await readFile(file, "utf8")).trimEnd().split("\n")).toHaveLength(2);
     expect(await alerts()).toHaveLength(1);
   });
 

@@ -105,31 +105,42 @@ export function newestAnchoredSeq(points: readonly AnchorPoint[]): number | null
  */
 export async function readAnchorPoints(paths: readonly string[]): Promise<AnchorPoint[]> {
   const points = new Map<number, AnchorPoint>();
-  for (const path of paths) {
-    const text = await readFile(path, "utf8");
-    let events = 0;
-    for (const [index, line] of text.split("\n").entries()) {
-      if (line.trim() === "") continue;
-      const source = `${path} line ${index + 1}`;
-      const event = parseEventLine(line);
-      if (typeof event === "string") throw new Error(`${source} is not an audit event: ${event}`);
-      if (hashEvent(event.prevHash, event) !== event.hash)
-        throw new Error(`${source} does not match its own hash: it cannot vouch for anything`);
-      events++;
+  for (const path of paths)
+    for (const { event, source } of await readAnchorEvents(path))
       if (!points.has(event.seq))
         points.set(event.seq, { seq: event.seq, hash: event.hash, prevHash: event.prevHash, source });
-    }
-    if (events === 0) throw new Error(`${path} holds no audit event`);
-  }
   return [...points.values()].sort((a, b) => a.seq - b.seq);
 }
 
+/** The events of one anchor file, each checked against its own hash, with the line it is on. */
+async function readAnchorEvents(path: string): Promise<{ event: AuditEvent; source: string }[]> {
+  const text = await readFile(path, "utf8");
+  const events: { event: AuditEvent; source: string }[] = [];
+  for (const [index, line] of text.split("\n").entries()) {
+    if (line.trim() === "") continue;
+    const source = `${path} line ${index + 1}`;
+    const event = parseEventLine(line);
+    if (typeof event === "string") throw new Error(`${source} is not an audit event: ${event}`);
+    if (hashEvent(event.prevHash, event) !== event.hash)
+      throw new Error(`${source} does not match its own hash: it cannot vouch for anything`);
+    events.push({ event, source });
+  }
+  if (events.length === 0) throw new Error(`${path} holds no audit event`);
+  return events;
+}
+
 /**
- * Replaces `path` with `event` as one JSON line, atomically: written to a temporary file in the
- * same directory, flushed, renamed over the old anchor, and the directory flushed, so a crash
+ * Checkpoints the anchor file keeps, newest last: the newest alone pins the chain up to it, and
+ * the older ones place a rewrite between two checkpoints instead of anywhere before the newest.
+ */
+export const ANCHOR_HISTORY = 100;
+
+/**
+ * Replaces `path` with `events`, one JSON line each, atomically: written to a temporary file in
+ * the same directory, flushed, renamed over the old anchor, and the directory flushed, so a crash
  * leaves the old anchor or the new one, never half of either.
  */
-export async function writeAnchorFile(path: string, event: AuditEvent): Promise<void> {
+export async function writeAnchorFile(path: string, events: readonly AuditEvent[]): Promise<void> {
   const directory = dirname(path);
   const temporary = join(
     directory,
@@ -137,7 +148,7 @@ export async function writeAnchorFile(path: string, event: AuditEvent): Promise<
   );
   const file = await open(temporary, "wx", 0o644);
   try {
-    await file.writeFile(`${JSON.stringify(event)}\n`, "utf8");
+    await file.writeFile(events.map((event) => `${JSON.stringify(event)}\n`).join(""), "utf8");
     await file.sync();
   } finally {
     await file.close();
@@ -238,10 +249,21 @@ export function createAnchorKeeper(deps: {
     return file;
   };
 
-  /** The anchor's points, null when none was written yet. */
-  const readAnchor = async (path: string): Promise<AnchorPoint[] | null> => {
+  /** The anchored checkpoints (oldest first) and their points; null when none was written yet. */
+  const readAnchor = async (
+    path: string,
+  ): Promise<{ events: AuditEvent[]; points: AnchorPoint[] } | null> => {
     try {
-      return await readAnchorPoints([path]);
+      const read = await readAnchorEvents(path);
+      return {
+        events: read.map(({ event }) => event),
+        points: read.map(({ event, source }) => ({
+          seq: event.seq,
+          hash: event.hash,
+          prevHash: event.prevHash,
+          source,
+        })),
+      };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw error;
@@ -301,7 +323,8 @@ export function createAnchorKeeper(deps: {
   const syncOnce = async (): Promise<void> => {
     const path = await currentFile();
     if (path === undefined) return;
-    const points = await readAnchor(path);
+    const anchored = await readAnchor(path);
+    const points = anchored?.points ?? null;
     if (points !== null) {
       const failure = await judge(points);
       if (failure) {
@@ -312,7 +335,13 @@ export function createAnchorKeeper(deps: {
     const [checkpoint] = await listAuditEvents(deps.db, { type: CHECKPOINT_TYPE, order: "desc", limit: 1 });
     if (!checkpoint || checkpointOf(checkpoint) === null) return;
     if (points !== null && checkpoint.seq <= newestOf(points).seq) return;
-    await writeAnchorFile(path, checkpoint);
+    await writeAnchorFile(path, [...(anchored?.events ?? []), checkpoint].slice(-ANCHOR_HISTORY));
+  };
+
+  const sync = (): Promise<void> => {
+    const run = pending.then(syncOnce).catch(deps.onError);
+    pending = run;
+    return run;
   };
 
   return {
@@ -325,22 +354,24 @@ export function createAnchorKeeper(deps: {
     /**
      * At start, before anything is appended: a chain that lost the anchored checkpoint gets its
      * alert (delivered once the server is allowed to start) and stops the start with
-     * AUDIT_ANCHOR_MISMATCH; an anchor that cannot be read stops it with CONFIG_INVALID.
+     * AUDIT_ANCHOR_MISMATCH; an anchor that cannot be read stops it with CONFIG_INVALID. A chain
+     * that holds it has its newest checkpoint anchored at once.
      */
     async checkAtStart(): Promise<void> {
       if (file === undefined) return;
       let points: AnchorPoint[] | null;
       try {
-        points = await readAnchor(file);
+        points = (await readAnchor(file))?.points ?? null;
       } catch (error) {
         throw new FirebreakError(
           "CONFIG_INVALID",
           `audit.anchor.file: ${error instanceof Error ? error.message : String(error)}; it is not overwritten: restore it, or move it aside to start a new anchor`,
         );
       }
-      if (points === null) return;
-      const failure = await judge(points);
-      if (!failure) return;
+      const failure = points === null ? null : await judge(points);
+      // The chain holds the anchor (or none was written yet): anchor its newest checkpoint now,
+      // so a newly configured anchor does not wait for the next checkpoint.
+      if (points === null || !failure) return sync();
       await raiseAlert(newestOf(points), failure);
       throw new FirebreakError(
         "AUDIT_ANCHOR_MISMATCH",
@@ -352,11 +383,7 @@ export function createAnchorKeeper(deps: {
      * After a checkpoint (or an attempt at one): checks and advances the anchor. Never throws:
      * a lost anchor is raised as an alert and reported through `onError`. Calls are serialised.
      */
-    sync(): Promise<void> {
-      const run = pending.then(syncOnce).catch(deps.onError);
-      pending = run;
-      return run;
-    },
+    sync,
 
     /** The server's anchor against the chain now; null when no anchor is configured or written yet. */
     async verify(): Promise<AnchorCheck | null> {
@@ -364,7 +391,7 @@ export function createAnchorKeeper(deps: {
       if (path === undefined) return null;
       let points: AnchorPoint[] | null;
       try {
-        points = await readAnchor(path);
+        points = (await readAnchor(path))?.points ?? null;
       } catch (error) {
         return {
           ok: false,
