@@ -39,6 +39,7 @@ export const ERROR_STATUS = {
   SIGNAL_REPLAYED: 409,
   AUTO_APPROVAL_LAPSED: 403,
   CONNECTOR_FAILED: 502,
+  RESOURCE_MISCONFIGURED: 503,
   UNAVAILABLE: 503,
   /** The audit chain no longer holds the checkpoint anchored outside the database. */
   AUDIT_ANCHOR_MISMATCH: 503,

@@ -774,6 +774,12 @@ function checkConnectorSettings(
         });
       }
     }
+    // Without a role to receive them, 'reassign' would quietly drop what a grant's login created.
+    if (type === "postgres" && resource.ownedObjects === "reassign" && resource.reassignTo === undefined)
+      error(
+        ["resources", name, "ownedObjects"],
+        "ownedObjects 'reassign' needs reassignTo: the PostgreSQL role that receives what a grant's login role owns",
+      );
     const url = stringOf(connection.url);
     if (url && (type === "postgres" || type === "mariadb")) {
       const key = `${type} ${url} ${stringOf(resource.namePrefix) ?? "fb_"}`;

@@ -133,6 +133,34 @@ export function createEffectRunner(deps: {
         auditContext: { connector: resource.type, externalId: context.externalId },
       };
     },
+
+    /**
+     * What the targets of `resourceNames` say is wrong with their settings (connectors'
+     * `checkTarget`). A target that cannot be reached is left out: issuing reports that itself.
+     */
+    async checkTargets(resourceNames: readonly string[]): Promise<TargetFinding[]> {
+      const findings: TargetFinding[] = [];
+      for (const name of resourceNames) {
+        const resource = deps.config().resources?.[name];
+        const connector = resource ? deps.connectors[resource.type] : undefined;
+        if (!resource || !connector?.checkTarget) continue;
+        let problems: string[];
+        try {
+          problems = await connector.checkTarget(name, resource);
+        } catch {
+          continue;
+        }
+        if (problems.length > 0) findings.push({ resource: name, zone: resource.zone, problems });
+      }
+      return findings;
+    },
   };
+}
+
+/** A resource whose target contradicts its settings. */
+export interface TargetFinding {
+  resource: string;
+  zone: string;
+  problems: string[];
 }
 export type EffectRunner = ReturnType<typeof createEffectRunner>;

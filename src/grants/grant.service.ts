@@ -14,7 +14,7 @@ import { inParallel } from "../shared/parallel.js";
 import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
 import type { SignalService } from "../signals/signal.service.js";
 import type { Principal } from "../users/user.service.js";
-import { type EffectRunner, PATH_CONNECTOR_PREFIX } from "./effects.js";
+import { type EffectRunner, PATH_CONNECTOR_PREFIX, type TargetFinding } from "./effects.js";
 import {
   closeGrant,
   findGrant,
@@ -71,6 +71,21 @@ export function createGrantService(deps: {
     const grant = await findGrant(deps.db, id);
     if (!grant || !canSee(principal, grant)) throw new FirebreakError("NOT_FOUND", "no such grant");
     return grant;
+  }
+
+  /** Raises one `alert.raised` per resource whose target contradicts its settings. */
+  async function alertMisconfigured(actor: string, findings: readonly TargetFinding[], context = {}) {
+    if (findings.length === 0) return;
+    await deps.inTransaction(async (unit) => {
+      for (const finding of findings)
+        await unit.audit({
+          type: "alert.raised",
+          actor,
+          zone: finding.zone,
+          resource: finding.resource,
+          context: { alert: "resource-misconfigured", problems: finding.problems, ...context },
+        });
+    });
   }
 
   /**
@@ -297,6 +312,17 @@ export function createGrantService(deps: {
     issueEffects,
 
     /**
+     * Asks every resource's target whether its settings hold there (a PostgreSQL `reassignTo` role
+     * that does not exist would make every revocation fail): each that does not is raised as an
+     * alert, and activations on it are refused until it is fixed. At start and after a reload.
+     */
+    async checkTargets(actor: string): Promise<TargetFinding[]> {
+      const findings = await deps.effects.checkTargets(Object.keys(deps.current().config.resources ?? {}));
+      await alertMisconfigured(actor, findings);
+      return findings;
+    },
+
+    /**
      * Activation: the requester, an approved request, a fresh factor when policy names factors, and
      * for an auto-approved request its autoApprove condition still true on the signals of now.
      */
@@ -307,6 +333,24 @@ export function createGrantService(deps: {
       factors: readonly PresentedFactor[],
       publicKey: string | null = null,
     ) {
+      // Before anything is created: a grant on a resource whose target contradicts its settings
+      // could be opened but never closed again. Asked outside the transaction (it is a network call).
+      const asked = await deps.requests.load(principal, requestId, deps.db);
+      // Only for an activation that could go ahead: anyone else gets the refusal below as before.
+      const misconfigured =
+        asked.state === "approved" && asked.requester === principal.name
+          ? await deps.effects.checkTargets(
+              resourcesForGrant(deps.current().policy, asked.zone, asked.resource, asked.role),
+            )
+          : [];
+      if (misconfigured.length > 0) {
+        await alertMisconfigured(principal.name, misconfigured, { request: requestId });
+        throw new FirebreakError(
+          "RESOURCE_MISCONFIGURED",
+          `activation refused: ${misconfigured.flatMap((f) => f.problems).join("; ")}`,
+          { resources: misconfigured.map((f) => f.resource) },
+        );
+      }
       let lapse = null as Reason | null;
       const prepared = await deps.inTransaction(async (unit) => {
         const request = await deps.requests.load(principal, requestId, unit.tx);

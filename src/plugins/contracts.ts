@@ -70,6 +70,14 @@ export interface CredentialConnector {
    * be listed (certificates) return an empty list.
    */
   listManaged(resourceName: string, resource: ResourceConfig): Promise<string[]>;
+  /**
+   * What is wrong with the resource's settings that only the target can tell (a role they name
+   * that does not exist there), one sentence each; empty when nothing is. Throws when the target
+   * cannot be reached. Checked at start, after a reload and before each activation, so a setting
+   * that would make every revocation fail refuses activation instead. Connectors with nothing to
+   * check leave it out.
+   */
+  checkTarget?(resourceName: string, resource: ResourceConfig): Promise<string[]>;
   /** Releases connections and other resources. */
   close(): Promise<void>;
 }

@@ -116,11 +116,24 @@ export async function createApp(options: AppOptions) {
     inTransaction,
     env: options.env,
     // The reload answers once the new configuration is in force, access index included.
-    onApplied: () => access.rebuild(),
+    onApplied: async () => {
+      await access.rebuild();
+      // Not awaited: a slow target must not hold up the reload's answer.
+      void checkTargets();
+    },
     // A directory user spelled like a stored one but for case would be a second principal.
     check: (config) => directoryCaseConflicts(db, config),
   });
   const current = (): Runtime => runtime.current();
+  /** Settings only a target can contradict (a missing reassignTo role): alerted, and logged. */
+  const checkTargets = async () => {
+    try {
+      for (const finding of await grants.checkTargets("system:firebreak"))
+        log.error("resource misconfigured", { resource: finding.resource, problems: finding.problems });
+    } catch (error) {
+      log.error("target check failed", { error: error instanceof Error ? error.message : String(error) });
+    }
+  };
 
   const users = createUserService({ db, clock, inTransaction, config: () => current().config });
   const signals = createSignalService({
@@ -426,6 +439,7 @@ export async function createApp(options: AppOptions) {
       checkpoints.start();
       await scheduler.start();
       await reconcile();
+      await checkTargets();
       reconcileTimer = setInterval(() => {
         reconcile().catch(() => {});
       }, RECONCILE_INTERVAL_MS);

@@ -134,13 +134,33 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
   }
 
   /**
+   * Why the resource's `reassignTo` cannot work on this target, or null: the role must exist, or
+   * REASSIGN OWNED fails and so does every revocation of every grant, for as long as it is missing.
+   */
+  async function reassignProblem(
+    client: pg.PoolClient,
+    resourceName: string,
+    resource: ResourceConfig,
+  ): Promise<string | null> {
+    if (resource.ownedObjects !== "reassign" || !resource.reassignTo) return null;
+    const found = await client.query("select 1 from pg_roles where rolname = $1", [resource.reassignTo]);
+    if (found.rowCount !== 0) return null;
+    return `resource '${resourceName}': reassignTo names the role '${resource.reassignTo}', which does not exist on the target, so no grant's login role could be dropped at revoke; create that role or change ownedObjects`;
+  }
+
+  /**
    * Closes a login role in one round trip: a DO block that, if the role exists, sets NOLOGIN and
    * commits it (no new sessions, even if a later step fails and the close is retried), then
    * terminates its sessions, reassigns or drops what it owns and drops it. Then waits (bounded)
    * for the terminated backends to exit, so verification sees them gone. It must run outside a
    * transaction block (the COMMIT inside the DO block needs that).
    */
-  async function closeRole(client: pg.PoolClient, role: string, resource: ResourceConfig) {
+  async function closeRole(
+    client: pg.PoolClient,
+    role: string,
+    resourceName: string,
+    resource: ResourceConfig,
+  ) {
     if (!SAFE_ROLE.test(role)) {
       throw new FirebreakError(
         "CONNECTOR_FAILED",
@@ -152,7 +172,8 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
       resource.ownedObjects === "reassign" && resource.reassignTo
         ? `EXECUTE format('REASSIGN OWNED BY %I TO %I', ${name}, ${pg.escapeLiteral(resource.reassignTo)});`
         : "";
-    await client.query(`DO $fb$ BEGIN
+    try {
+      await client.query(`DO $fb$ BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${name}) THEN
     EXECUTE format('ALTER ROLE %I NOLOGIN', ${name});
     COMMIT;
@@ -162,6 +183,12 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
     EXECUTE format('DROP ROLE %I', ${name});
   END IF;
 END $fb$`);
+    } catch (error) {
+      // The login is NOLOGIN already (committed first); say why the rest fails, for the alert.
+      const problem = reassign ? await reassignProblem(client, resourceName, resource).catch(() => null) : null;
+      if (problem) throw new FirebreakError("RESOURCE_MISCONFIGURED", problem);
+      throw error;
+    }
     for (let waited = 0; waited < 40; waited++) {
       const left = await client.query("select 1 from pg_stat_activity where usename = $1", [role]);
       if (left.rowCount === 0) break;
@@ -186,8 +213,11 @@ END $fb$`);
       const password = randomBytes(24).toString("base64url");
       const validUntil = new Date(context.endsAt).toISOString();
       await withClient(context.resourceName, context.resource, "create the login role", async (client) => {
+        // A grant that could never be closed again is not opened (activation checks this first too).
+        const problem = await reassignProblem(client, context.resourceName, context.resource);
+        if (problem) throw new FirebreakError("RESOURCE_MISCONFIGURED", problem);
         // Issuing again for the same grant (after a crash) starts from a clean slate.
-        await closeRole(client, role, context.resource);
+        await closeRole(client, role, context.resourceName, context.resource);
         await client.query("BEGIN");
         try {
           await client.query(
@@ -219,7 +249,7 @@ END $fb$`);
 
     async revoke(context: RevokeContext) {
       await withClient(context.resourceName, context.resource, "drop the login role", (client) =>
-        closeRole(client, context.externalId, context.resource),
+        closeRole(client, context.externalId, context.resourceName, context.resource),
       );
     },
 
@@ -231,6 +261,14 @@ END $fb$`);
         );
         return Number(left.rows[0]?.n) === 0;
       });
+    },
+
+    async checkTarget(resourceName: string, resource: ResourceConfig) {
+      if (resource.ownedObjects !== "reassign" || !resource.reassignTo) return [];
+      const problem = await withClient(resourceName, resource, "look up the reassignTo role", (client) =>
+        reassignProblem(client, resourceName, resource),
+      );
+      return problem ? [problem] : [];
     },
 
     async listManaged(resourceName: string, resource: ResourceConfig) {
