@@ -75,4 +75,23 @@ audit:
       "15:audit.sinks[8].tls.insecure: unknown key; expected one of: ca, cert, key, serverName",
     ]);
   });
+
+  it("take an anchor file only as an absolute path, and only with a signing key", () => {
+    const anchored = loadConfigText(`${BASE}audit:
+  signingKey: file:/etc/firebreak/audit-ed25519.pem
+  anchor: { file: /var/lib/firebreak-anchor/anchor.jsonl }
+`);
+    if (!anchored.ok) throw new Error(anchored.errors.map(formatIssue).join("\n"));
+    expect(anchored.config.audit?.anchor).toEqual({ file: "/var/lib/firebreak-anchor/anchor.jsonl" });
+    const issues = (text: string) => {
+      const result = loadConfigText(text);
+      return result.ok ? [] : result.errors.map((issue) => `${issue.line}:${issue.path}: ${issue.message}`);
+    };
+    expect(issues(`${BASE}audit:\n  anchor: { file: /var/lib/firebreak-anchor/anchor.jsonl }\n`)).toEqual([
+      "5:audit.anchor: audit.anchor needs audit.signingKey: the anchor is the newest signed checkpoint, and without a key none is written",
+    ]);
+    expect(
+      issues(`${BASE}audit:\n  signingKey: file:/etc/k.pem\n  anchor: { file: anchor.jsonl }\n`),
+    ).toEqual(["6:audit.anchor.file: expected an absolute path, outside the data directory"]);
+  });
 });
