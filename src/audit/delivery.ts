@@ -588,14 +588,16 @@ export function createAuditDelivery(deps: DeliveryDeps) {
      */
     async flush(timeoutMs: number): Promise<boolean> {
       const target = (await readHead(db)).seq;
-      const deadline = Date.now() + timeoutMs;
+      // How long shutdown may wait is real time whatever the service's clock says: a test's manual
+      // clock stands still, and a wait measured by it would never end.
+      const deadline = performance.now() + timeoutMs;
       for (;;) {
         const states = new Map((await listSinkStates(db)).map((state) => [state.sink, state]));
         const behind = [...runners.values()].filter(
           (runner) => runner.sink !== null && (states.get(runner.name)?.deliveredSeq ?? 0) < target,
         );
         if (behind.length === 0) return true;
-        if (Date.now() >= deadline) return false;
+        if (performance.now() >= deadline) return false;
         for (const runner of behind) poke(runner);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }

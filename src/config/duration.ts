@@ -1,8 +1,10 @@
+import { DURATION_PATTERN } from "./patterns.js";
+
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /** Parses `90s`, `15m`, `1h`, `7d` into milliseconds; throws on anything else. */
 export function parseDuration(text: string): number {
-  const match = /^([1-9][0-9]{0,5})(s|m|h|d)$/.exec(text);
+  const match = DURATION_PATTERN.exec(text);
   if (!match) throw new Error(`not a duration: expected a number and one of s, m, h, d (such as '15m')`);
   return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
 }

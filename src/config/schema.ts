@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
+import { DURATION_HINT, DURATION_PATTERN, PORT_SPEC_PATTERN, parsePortSpec } from "./patterns.js";
 
 /**
  * The shape of `firebreak.yaml`. This file is the single source of truth for the configuration:
@@ -47,7 +48,7 @@ export type SecretRef = z.infer<typeof secretRefSchema>;
 /** `90s`, `15m`, `1h`, `7d`; parsed to milliseconds. */
 export const durationSchema = z
   .string()
-  .regex(/^[1-9][0-9]{0,5}(s|m|h|d)$/, "a duration such as '90s', '15m', '1h' or '7d'")
+  .regex(DURATION_PATTERN, DURATION_HINT)
   .transform((text) => parseDuration(text));
 
 const cidrSchema = z
@@ -57,20 +58,15 @@ const cidrSchema = z
     "an IPv4 or IPv6 CIDR such as '10.20.0.0/24'",
   );
 
-const PORT_SPEC = /^(tcp|udp)\/([1-9][0-9]{0,4})(-([1-9][0-9]{0,4}))?$/;
-
 /** `tcp/5432`, `udp/53`, `tcp/8000-8100`. */
 export const portSpecSchema = z
   .string()
-  .regex(PORT_SPEC, "a port such as 'tcp/5432', 'udp/53' or 'tcp/8000-8100'")
-  .refine((spec) => {
-    const match = PORT_SPEC.exec(spec);
-    // A malformed spec is the regex's to report; one issue per mistake.
-    if (match === null) return true;
-    const low = Number(match[2]);
-    const high = match[4] === undefined ? low : Number(match[4]);
-    return high <= 65_535 && low <= high;
-  }, "ports from 1 to 65535, a range written low-high");
+  .regex(PORT_SPEC_PATTERN, "a port such as 'tcp/5432', 'udp/53' or 'tcp/8000-8100'")
+  // A malformed spec is the regex's to report; one issue per mistake.
+  .refine(
+    (spec) => !PORT_SPEC_PATTERN.test(spec) || parsePortSpec(spec) !== null,
+    "ports from 1 to 65535, a range written low-high",
+  );
 
 const ADDRESS = /^([A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\]):([1-9][0-9]{0,4})$/;
 

@@ -1,19 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { AuditEvent } from "../audit/chain.js";
 import type { DeliveryObserver, SinkStatus } from "../audit/delivery.js";
-import type { Db, RequestState } from "../db/types.js";
+import { type Db, REQUEST_STATES } from "../db/types.js";
 import type { EventBus } from "../shared/events.js";
-
-const REQUEST_STATES: readonly RequestState[] = [
-  "pending",
-  "approved",
-  "active",
-  "denied",
-  "cancelled",
-  "lapsed",
-  "expired",
-  "revoked",
-];
 
 /**
  * The process's own metrics (CPU, memory, event loop, GC), collected once per process: the

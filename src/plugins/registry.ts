@@ -4,7 +4,7 @@ import { createSplunkHecSink } from "../audit/sinks/splunk-hec.sink.js";
 import { createSyslogSink } from "../audit/sinks/syslog.sink.js";
 import { createWebhookSink } from "../audit/sinks/webhook.sink.js";
 import type { ResourceType } from "../config/schema.js";
-import { createLogConnector, type LogConnectorRecord } from "../connectors/log/log.connector.js";
+import { createLogConnector } from "../connectors/log/log.connector.js";
 import { createMariadbConnector } from "../connectors/mariadb/mariadb.connector.js";
 import { createPostgresConnector } from "../connectors/postgres/postgres.connector.js";
 import { createLogEnforcer } from "../enforcers/log/log.enforcer.js";
@@ -45,11 +45,11 @@ export type ConnectorRegistry = Record<ResourceType, CredentialConnector>;
 
 /** The one place that maps each resource type to its connector. */
 export function createConnectorRegistry(
-  deps: ConnectorDeps & { onRecord?: (record: LogConnectorRecord) => void },
+  deps: ConnectorDeps,
   made: { ssh: CredentialConnector },
 ): ConnectorRegistry {
   return {
-    log: createLogConnector({ onRecord: deps.onRecord }),
+    log: createLogConnector(),
     postgres: createPostgresConnector(deps),
     mariadb: createMariadbConnector(deps),
     ssh: made.ssh,

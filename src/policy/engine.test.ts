@@ -2,13 +2,11 @@ import { describe, expect, it } from "vitest";
 import { configSchema, type FirebreakConfig } from "../config/schema.js";
 import { isFirebreakError } from "../errors.js";
 import {
-  approverSteps,
   compilePolicy,
   type Decision,
   type DecisionInput,
   decide,
   explain,
-  policyByName,
   type Reason,
   resourcesForGrant,
   zoneOfTarget,
@@ -541,13 +539,5 @@ describe("lookups", () => {
     expect(resourcesForGrant(policy, "payments-db", null, "admin")).toEqual(["payments-pg"]);
     expect(resourcesForGrant(policy, "payments-db", "payments-replica", "admin")).toEqual([]);
     expect(resourcesForGrant(policy, "payments-app", "payments-pg", "read")).toEqual([]);
-  });
-
-  it("finds policies and their approval steps by name", () => {
-    expect(policyByName(policy, "payments-db-emergency")?.zone).toBe("payments-db");
-    expect(approverSteps(policy, "payments-db-emergency")).toEqual([
-      { from: ["group:payments-leads"], count: 1 },
-    ]);
-    expect(approverSteps(policy, "nothing")).toBeUndefined();
   });
 });

@@ -456,19 +456,6 @@ export function resourcesForGrant(
   return names.filter((name) => policy.resources.get(name)?.roles.has(role) === true);
 }
 
-/** The compiled break-glass policy called `name`, if any. */
-export function policyByName(policy: CompiledPolicy, name: string): CompiledBreakGlassPolicy | undefined {
-  return policy.policiesByName.get(name);
-}
-
-/** The approval steps of the break-glass policy called `name` (empty when it needs none); undefined if unknown. */
-export function approverSteps(
-  policy: CompiledPolicy,
-  name: string,
-): readonly ApprovalRequirement[] | undefined {
-  return policy.policiesByName.get(name)?.approvals;
-}
-
 function bindingHolds(binding: StandingBinding, name: string, groups: ReadonlySet<string>): boolean {
   return binding.user !== undefined ? binding.user === name : groups.has(binding.group as string);
 }

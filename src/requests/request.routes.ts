@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { parseDuration } from "../config/duration.js";
+import { DURATION_HINT, DURATION_PATTERN } from "../config/patterns.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { nameSchema } from "../config/schema.js";
-import type { Db } from "../db/types.js";
+import { type Db, REQUEST_STATES } from "../db/types.js";
 import type { FactorService } from "../factors/factor.service.js";
 import { grantIdsByRequest } from "../grants/grant.repo.js";
 import type { GrantService } from "../grants/grant.service.js";
@@ -18,20 +19,11 @@ import { type RequestView, requestViewSchema, toRequestView } from "./request.vi
 const RECENT_FACTOR_MS = 24 * 3_600_000;
 
 const idParams = z.object({ id: z.string().regex(ID_PATTERN, "a request id such as 'req_…'") });
-const STATES = [
-  "pending",
-  "approved",
-  "active",
-  "denied",
-  "cancelled",
-  "lapsed",
-  "expired",
-  "revoked",
-] as const;
+const STATES = REQUEST_STATES;
 
 export const durationText = z
   .string()
-  .regex(/^[1-9][0-9]{0,5}(s|m|h|d)$/, "a duration such as '90s', '15m', '1h' or '7d'")
+  .regex(DURATION_PATTERN, DURATION_HINT)
   .transform((text) => parseDuration(text));
 
 export const createRequestBody = z

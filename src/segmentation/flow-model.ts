@@ -1,3 +1,4 @@
+import type { PortRange } from "../config/patterns.js";
 import {
   type AddressRange,
   formatRange,
@@ -12,23 +13,7 @@ import {
  * protocols and ports, and everything not listed is denied (or, in a `monitor` zone, logged).
  */
 
-export interface PortRange {
-  readonly protocol: "tcp" | "udp";
-  readonly low: number;
-  readonly high: number;
-}
-
-const PORT_SPEC = /^(tcp|udp)\/([1-9][0-9]{0,4})(?:-([1-9][0-9]{0,4}))?$/;
-
-/** `tcp/5432`, `udp/53`, `tcp/8000-8100`; null for anything else (the config schema already refused it). */
-export function parsePortSpec(spec: string): PortRange | null {
-  const match = PORT_SPEC.exec(spec);
-  if (!match) return null;
-  const low = Number(match[2]);
-  const high = match[3] === undefined ? low : Number(match[3]);
-  if (high > 65_535 || low > high) return null;
-  return { protocol: match[1] as "tcp" | "udp", low, high };
-}
+export { type PortRange, parsePortSpec } from "../config/patterns.js";
 
 export function formatPortRange(range: PortRange): string {
   return range.low === range.high

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { canonicalJson } from "../audit/chain.js";
+import { PORT_SPEC_PATTERN } from "../config/patterns.js";
 import { type FirebreakConfig, NAME_PATTERN, USER_PATTERN } from "../config/schema.js";
 import { ID_PATTERN } from "../shared/ids.js";
 
@@ -13,7 +14,6 @@ import { ID_PATTERN } from "../shared/ids.js";
  */
 
 const name = z.string().regex(NAME_PATTERN);
-const PORT_SPEC = /^(tcp|udp)\/([1-9][0-9]{0,4})(-([1-9][0-9]{0,4}))?$/;
 
 export const zoneStateSchema = z.object({
   name,
@@ -25,7 +25,7 @@ export const zoneStateSchema = z.object({
 export const flowStateSchema = z.object({
   from: name,
   to: name,
-  ports: z.array(z.string().regex(PORT_SPEC)).min(1).max(256),
+  ports: z.array(z.string().regex(PORT_SPEC_PATTERN)).min(1).max(256),
 });
 
 export const pathStateSchema = z.object({

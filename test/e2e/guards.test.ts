@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   expectError,
   expectNoInternals,
@@ -6,32 +6,15 @@ import {
   REASON,
   type Reply,
   randomId,
-  startTestApp,
-  type TestApp,
 } from "../support/app.js";
+import { freshAppPerTest } from "../support/app-per-test.js";
 import { DIALECTS } from "../support/databases.js";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 describe.each(DIALECTS)("guards over HTTP on %s", (dialect) => {
-  let t: TestApp;
-
-  // Set only once a start succeeded, so a failed start is reported as itself, not as a cleanup error.
-  let started: TestApp | null = null;
-
-  beforeEach(async () => {
-    started = null;
-    t = await startTestApp(dialect);
-    started = t;
-  });
-
-  afterEach(async () => {
-    if (!started) return;
-    const errors = started.serverErrors;
-    await started.close();
-    expect(errors, "the server answered 500 INTERNAL").toEqual([]);
-  });
+  const t = freshAppPerTest(dialect);
 
   async function declareIncident(zone: string, severity: number) {
     expectStatus(await t.call("POST", "/v1/incidents", { body: { id: `INC-${zone}`, zone, severity } }), 201);

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { USER_PATTERN } from "../../src/config/schema.js";
 import {
   createProblems,
@@ -7,9 +7,8 @@ import {
   expectStatus,
   REASON,
   type Reply,
-  startTestApp,
-  type TestApp,
 } from "../support/app.js";
+import { freshAppPerTest } from "../support/app-per-test.js";
 import { DIALECTS } from "../support/databases.js";
 
 /** Names an attacker (or a careless script) might send where a zone, resource, role or user goes. */
@@ -51,23 +50,7 @@ function encodeForUrl(text: string): string {
 const REFUSAL_CODES = ["VALIDATION_FAILED", "NOT_FOUND", "POLICY_DENIED", "BAD_REQUEST"];
 
 describe.each(DIALECTS)("hostile input over HTTP on %s", (dialect) => {
-  let t: TestApp;
-
-  // Set only once a start succeeded, so a failed start is reported as itself, not as a cleanup error.
-  let started: TestApp | null = null;
-
-  beforeEach(async () => {
-    started = null;
-    t = await startTestApp(dialect);
-    started = t;
-  });
-
-  afterEach(async () => {
-    if (!started) return;
-    const errors = started.serverErrors;
-    await started.close();
-    expect(errors, "the server answered 500 INTERNAL").toEqual([]);
-  });
+  const t = freshAppPerTest(dialect);
 
   async function stored() {
     return {

@@ -1,13 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  expectError,
-  expectNoInternals,
-  expectStatus,
-  REASON,
-  startTestApp,
-  TEST_CONFIG,
-  type TestApp,
-} from "../support/app.js";
+import { describe, expect, it } from "vitest";
+import { expectError, expectNoInternals, expectStatus, REASON, TEST_CONFIG } from "../support/app.js";
+import { freshAppPerTest } from "../support/app-per-test.js";
 import { DIALECTS } from "../support/databases.js";
 
 const MINUTE = 60_000;
@@ -54,23 +47,7 @@ const BROKEN: [string, string][] = [
 ];
 
 describe.each(DIALECTS)("configuration reload over HTTP on %s", (dialect) => {
-  let t: TestApp;
-
-  // Set only once a start succeeded, so a failed start is reported as itself, not as a cleanup error.
-  let started: TestApp | null = null;
-
-  beforeEach(async () => {
-    started = null;
-    t = await startTestApp(dialect);
-    started = t;
-  });
-
-  afterEach(async () => {
-    if (!started) return;
-    const errors = started.serverErrors;
-    await started.close();
-    expect(errors, "the server answered 500 INTERNAL").toEqual([]);
-  });
+  const t = freshAppPerTest(dialect);
 
   async function zoneNames(): Promise<string[]> {
     const zones = await t.call("GET", "/v1/zones", { as: "alice" });

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import * as OTPAuth from "otpauth";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { expectError, expectStatus, startTestApp, type TestApp } from "../support/app.js";
 import { DIALECTS } from "../support/databases.js";
 
@@ -210,8 +210,20 @@ describe.each(DIALECTS)("factors, signals and notifications on %s", (dialect) =>
       }),
       200,
     );
-    await t.app.services.requests; // deliveries run in the background
-    await new Promise((r) => setTimeout(r, 300));
+    // Deliveries run in the background: wait for what they should bring, not for a fixed time.
+    const arrived = (type: string) =>
+      receiver.received.some((r) => r.path === "/hook" && JSON.parse(r.body).type === type);
+    await vi.waitFor(
+      () => {
+        expect(arrived("firebreak.request.created") && arrived("firebreak.request.denied")).toBe(true);
+        expect(
+          receiver.received.some(
+            (r) => r.path === "/slack" && JSON.parse(r.body).text.includes("asks for role 'admin'"),
+          ),
+        ).toBe(true);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
     const hooks = receiver.received
       .filter((r) => r.path === "/hook")
       .map((r) => ({ ...r, json: JSON.parse(r.body) }));
@@ -253,12 +265,15 @@ describe.each(DIALECTS)("factors, signals and notifications on %s", (dialect) =>
     expect(
       (await t.auditEvents()).filter((e) => e.type === "request.reminder" && e.subject === id),
     ).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(
-      receiver.received.some(
-        (r) => r.path === "/hook" && JSON.parse(r.body).type === "firebreak.request.reminder",
-      ),
-    ).toBe(true);
+    await vi.waitFor(
+      () =>
+        expect(
+          receiver.received.some(
+            (r) => r.path === "/hook" && JSON.parse(r.body).type === "firebreak.request.reminder",
+          ),
+        ).toBe(true),
+      { timeout: 10_000, interval: 20 },
+    );
   });
 
   it("accepts signals only with a valid token or signature, and audits refusals", async () => {

@@ -1,19 +1,10 @@
 import type { CredentialConnector, IssueContext, RevokeContext } from "../../plugins/contracts.js";
 
-export interface LogConnectorRecord {
-  action: "issue" | "revoke";
-  grantId: string;
-  resource: string;
-  externalId: string;
-  detail: Record<string, unknown>;
-}
-
 /**
  * Issues nothing and records what it would do, so the whole lifecycle runs before a real target is
- * configured. The record goes to the grant's effect row and its audit events; `onRecord` lets the
- * composition root also print it.
+ * configured. The record goes to the grant's effect row and its audit events.
  */
-export function createLogConnector(deps: { onRecord?: (record: LogConnectorRecord) => void } = {}) {
+export function createLogConnector() {
   const live = new Set<string>();
   const connector: CredentialConnector = {
     kind: "log",
@@ -27,24 +18,10 @@ export function createLogConnector(deps: { onRecord?: (record: LogConnectorRecor
         roleSettings: context.resource.roles[context.role] ?? {},
       };
       live.add(externalId);
-      deps.onRecord?.({
-        action: "issue",
-        grantId: context.grantId,
-        resource: context.resourceName,
-        externalId,
-        detail,
-      });
       return { externalId, detail, secret: null };
     },
     async revoke(context: RevokeContext) {
       live.delete(context.externalId);
-      deps.onRecord?.({
-        action: "revoke",
-        grantId: context.grantId,
-        resource: context.resourceName,
-        externalId: context.externalId,
-        detail: {},
-      });
     },
     async verifyRevoked(context: RevokeContext) {
       return !live.has(context.externalId);
