@@ -10,7 +10,15 @@ const zoneView = z.object({
   labels: z.record(z.string(), z.string()),
   cidrs: z.array(z.string()),
   enforcement: z.string(),
-  resources: z.array(z.object({ name: z.string(), type: z.string(), roles: z.array(z.string()) })),
+  resources: z.array(
+    z.object({
+      name: z.string(),
+      type: z.string(),
+      roles: z.array(z.string()),
+      /** Where a grant's network path leads and what users connect to (`10.40.0.5:5432`). */
+      address: z.string().nullable(),
+    }),
+  ),
   policies: z.array(z.object({ name: z.string(), roles: z.array(z.string()) })),
   flowsIn: z.array(z.object({ from: z.string(), ports: z.array(z.string()) })),
   flowsOut: z.array(z.object({ to: z.string(), ports: z.array(z.string()) })),
@@ -34,7 +42,12 @@ export function createZoneRoutes(deps: {
       enforcement: zone.enforcement,
       resources: Object.entries(config.resources ?? {})
         .filter(([, r]) => r.zone === name)
-        .map(([resource, r]) => ({ name: resource, type: r.type, roles: Object.keys(r.roles) })),
+        .map(([resource, r]) => ({
+          name: resource,
+          type: r.type,
+          roles: Object.keys(r.roles),
+          address: r.address ?? null,
+        })),
       policies: (config.breakGlass ?? [])
         .filter((p) => p.zone === name)
         .map((p) => ({ name: p.name, roles: p.roles })),

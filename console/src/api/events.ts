@@ -1,16 +1,28 @@
 import type { AuditEvent } from "./types";
 
-export type StreamStatus = "connecting" | "live" | "reconnecting" | "forbidden" | "closed";
+/**
+ * `unauthenticated`: the server no longer accepts the credential (it closes a stream when the
+ * credential ends, and the reconnect is refused); `forbidden`: it does not stream to this caller.
+ * Both stop the stream for good; the views poll instead.
+ */
+export type StreamStatus =
+  | "connecting"
+  | "live"
+  | "reconnecting"
+  | "unauthenticated"
+  | "forbidden"
+  | "closed";
 
 /** No byte for this long (the server sends a keep-alive every 15 s) means the connection is dead. */
 const SILENCE_LIMIT_MS = 45_000;
 const MAX_BACKOFF_MS = 30_000;
 
 /**
- * Follows `/v1/events` (server-sent events of every committed audit event) with fetch rather than
- * EventSource, because EventSource cannot send an Authorization header: the token stays in a
- * header, never in a URL where logs, history or a Referer would keep it. Reconnects with backoff
- * and resumes from the last event id, as EventSource would.
+ * Follows `/v1/events` (server-sent events of the committed audit events the caller may see) with
+ * fetch rather than EventSource, because EventSource cannot send an Authorization header: the
+ * token stays in a header, never in a URL where logs, history or a Referer would keep it.
+ * Reconnects with backoff when the stream ends or fails and resumes from the last event id, as
+ * EventSource would.
  */
 export function followEvents(options: {
   token: string | null;
@@ -45,8 +57,8 @@ export function followEvents(options: {
       });
       if (response.status === 401 || response.status === 403) {
         await response.body?.cancel();
-        options.onStatus("forbidden");
         closed = true;
+        options.onStatus(response.status === 401 ? "unauthenticated" : "forbidden");
         return;
       }
       if (!response.ok || !response.body) {
@@ -98,9 +110,11 @@ export function followEvents(options: {
 
   void connect();
   return () => {
+    const wasClosed = closed;
     closed = true;
     if (retryTimer) clearTimeout(retryTimer);
     controller?.abort();
-    options.onStatus("closed");
+    // A stream that already stopped keeps saying why.
+    if (!wasClosed) options.onStatus("closed");
   };
 }

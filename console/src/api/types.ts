@@ -87,7 +87,8 @@ export interface ZoneView {
   labels: Record<string, string>;
   cidrs: string[];
   enforcement: string;
-  resources: { name: string; type: string; roles: string[] }[];
+  /** `address`: what users connect to and where a grant's path leads (absent on older servers). */
+  resources: { name: string; type: string; roles: string[]; address?: string | null }[];
   policies: { name: string; roles: string[] }[];
   flowsIn: { from: string; ports: string[] }[];
   flowsOut: { to: string; ports: string[] }[];

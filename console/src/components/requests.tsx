@@ -21,20 +21,50 @@ export function targetText(item: { zone: string; resource: string | null; role: 
   );
 }
 
+/**
+ * The positions of the steps the viewer's approval would count for: steps still short of
+ * approvals whose `from` names the viewer, on a pending request the viewer neither made nor
+ * already decided. The server matches approvers to steps (src/policy/approvals.ts); an approver
+ * who fits several open steps fills one of them.
+ */
+export function stepsForViewer(
+  request: RequestView,
+  principal: { name: string; groups: string[]; isAdmin: boolean; isAuditor: boolean },
+): number[] {
+  if (request.state !== "pending" || request.requester === principal.name) return [];
+  if (request.approvals.some((a) => a.approver === principal.name)) return [];
+  return request.requires.approvals.flatMap((step, position) =>
+    step.remaining > 0 && matchesPrincipal(principal, step.from) ? [position] : [],
+  );
+}
+
 export function ApprovalProgress({ request }: { request: RequestView }) {
+  const { principal } = useSignedIn();
   if (request.requires.approvals.length === 0) {
     return <span>{request.autoApproved ? "auto-approved by policy" : "no approval needed"}</span>;
   }
+  const mine = stepsForViewer(request, principal);
   return (
     <ul className="steps">
       {/* Steps have no identity of their own and never move: their position is their key. */}
       {request.requires.approvals
-        .map((step, position) => ({ step, key: `step-${position}` }))
-        .map(({ step, key }) => (
-          <li key={key} className={step.remaining === 0 ? "step-done" : "step-waiting"}>
+        .map((step, position) => ({ step, position, key: `step-${position}` }))
+        .map(({ step, position, key }) => (
+          <li
+            key={key}
+            className={`${step.remaining === 0 ? "step-done" : "step-waiting"}${mine.includes(position) ? " step-mine" : ""}`}
+            data-step={position + 1}
+            data-mine={mine.includes(position) ? "true" : undefined}
+          >
             <span aria-hidden="true">{step.remaining === 0 ? "✓" : "○"}</span> {step.count - step.remaining}{" "}
             of {step.count} from <PrincipalRefs refs={step.from} />
             {step.have.length > 0 ? <span className="muted"> ({step.have.join(", ")})</span> : null}
+            {mine.includes(position) ? (
+              <strong className="step-mine-label">
+                {" "}
+                ← {mine.length > 1 ? "you can fill this step" : "your approval fills this step"}
+              </strong>
+            ) : null}
           </li>
         ))}
     </ul>

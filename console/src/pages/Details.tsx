@@ -197,8 +197,6 @@ export function GrantDetailPage({ id }: { id: string }) {
           <h2 id="grant-facts">Window</h2>
           <GrantFacts grant={view} receivedAt={grant.receivedAt} />
         </section>
-        <GrantRequestPanel grant={view} />
-        <ConnectionPanel grant={view} zone={zone} />
         {view.state === "active" && (mine || principal.isAdmin) ? (
           <section className="panel" aria-labelledby="grant-actions">
             <h2 id="grant-actions">While it is open</h2>
@@ -208,6 +206,8 @@ export function GrantDetailPage({ id }: { id: string }) {
             </div>
           </section>
         ) : null}
+        <GrantRequestPanel grant={view} />
+        <ConnectionPanel grant={view} zone={zone} />
         {view.review.state === "due" && !mine ? (
           <section className="panel" aria-labelledby="grant-review">
             <h2 id="grant-review">Review this use</h2>

@@ -9,7 +9,8 @@ import type {
   ZoneView,
 } from "../api/types";
 import { useSignedIn } from "../auth/session";
-import { ErrorNotice, Loading, PageTitle, PrincipalRefs } from "../components/common";
+import { Empty, ErrorNotice, Loading, Notice, PageTitle, PrincipalRefs } from "../components/common";
+import { type Offer, offerKey, requestOffers } from "../lib/targets";
 import { formatDurationMs } from "../lib/time";
 import { navigate, useLocation } from "../router";
 
@@ -29,20 +30,6 @@ function targetBody(target: string): { zone: string } | { resource: string } | n
   return kind === "resource" ? { resource: name } : { zone: name };
 }
 
-function rolesFor(zones: ZoneView[], target: string): string[] {
-  const [kind, name] = target.split(":", 2);
-  if (kind === "resource") {
-    for (const zone of zones) {
-      const found = zone.resources.find((r) => r.name === name);
-      if (found) return found.roles;
-    }
-    return [];
-  }
-  const zone = zones.find((z) => z.name === name);
-  if (!zone) return [];
-  return [...new Set([...zone.policies.flatMap((p) => p.roles), ...zone.resources.flatMap((r) => r.roles)])];
-}
-
 /** The policy whose requirements are shown: the one the decision chose, else the first that applies. */
 function chosenPolicy(explanation: Explanation) {
   const decided = "policy" in explanation.decision ? explanation.decision.policy : null;
@@ -56,7 +43,7 @@ function chosenPolicy(explanation: Explanation) {
 export function NewRequestPage() {
   const { api } = useSignedIn();
   const { query } = useLocation();
-  const [zones, setZones] = useState<ZoneView[] | null>(null);
+  const [offers, setOffers] = useState<Offer[] | null>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
   const [draft, setDraft] = useState<Draft>(() => ({
     target: query.get("resource")
@@ -76,20 +63,32 @@ export function NewRequestPage() {
   const [sendError, setSendError] = useState<unknown>(null);
   const sequence = useRef(0);
 
+  // Only what some break-glass policy could give this viewer is offered (the server decides).
   useEffect(() => {
     api
       .get<{ zones: ZoneView[] }>("/v1/zones")
-      .then((reply) => setZones(reply.zones))
+      .then((reply) => requestOffers(api, reply.zones))
+      .then(setOffers)
       .catch(setLoadError);
   }, [api]);
 
-  const roles = useMemo(() => (zones ? rolesFor(zones, draft.target) : []), [zones, draft.target]);
+  const offered = offers?.find((offer) => offerKey(offer) === draft.target) ?? null;
+  const roles = useMemo(() => offered?.roles ?? [], [offered]);
   // Pick the only role, or keep the chosen one when it still exists.
   useEffect(() => {
-    if (!zones) return;
+    if (!offers) return;
     if (roles.length === 1 && draft.role !== roles[0]) setDraft((d) => ({ ...d, role: roles[0] ?? "" }));
     else if (draft.role && !roles.includes(draft.role)) setDraft((d) => ({ ...d, role: "" }));
-  }, [roles, draft.role, zones]);
+  }, [roles, draft.role, offers]);
+  // A link may name a target no policy offers this viewer: say so rather than show an empty form.
+  const [unavailable, setUnavailable] = useState<string | null>(null);
+  useEffect(() => {
+    if (!offers || draft.target === "") return;
+    if (!offers.some((offer) => offerKey(offer) === draft.target)) {
+      setUnavailable(draft.target.split(":", 2)[1] ?? draft.target);
+      setDraft((d) => ({ ...d, target: "", role: "" }));
+    }
+  }, [offers, draft.target]);
 
   const durationInvalid = draft.duration !== "" && !DURATION.test(draft.duration.trim());
 
@@ -177,7 +176,17 @@ export function NewRequestPage() {
   };
 
   if (loadError) return <ErrorNotice error={loadError} />;
-  if (!zones) return <Loading what="zones" />;
+  if (!offers) return <Loading what="what you may ask for" />;
+  if (offers.length === 0) {
+    return (
+      <>
+        <PageTitle title="Request access">Request break-glass access</PageTitle>
+        <Empty>No break-glass policy makes you eligible for any zone or resource.</Empty>
+      </>
+    );
+  }
+  const zoneOffers = offers.filter((offer) => offer.kind === "zone");
+  const resourceOffers = offers.filter((offer) => offer.kind === "resource");
 
   return (
     <>
@@ -186,29 +195,46 @@ export function NewRequestPage() {
         Ask for one role in one zone (or on one resource) for a bounded time. What the policy requires, and
         why it would refuse, shows on the right before you send.
       </p>
+      {unavailable ? (
+        <Notice tone="warn">
+          No break-glass policy lets you ask for access to <code>{unavailable}</code>; choose one of the
+          targets below.
+        </Notice>
+      ) : null}
       <div className="request-layout">
         <form className="panel stack" onSubmit={submit} aria-describedby="preview-title">
           <div className="field">
             <label htmlFor="target">Zone or resource</label>
-            <select id="target" required value={draft.target} onChange={update("target")}>
+            <select
+              id="target"
+              required
+              value={draft.target}
+              onChange={update("target")}
+              aria-describedby="target-help"
+            >
               <option value="">Choose…</option>
-              <optgroup label="Zones">
-                {zones.map((zone) => (
-                  <option key={zone.name} value={`zone:${zone.name}`}>
-                    {zone.name}
-                  </option>
-                ))}
-              </optgroup>
-              <optgroup label="Resources">
-                {zones.flatMap((zone) =>
-                  zone.resources.map((resource) => (
-                    <option key={resource.name} value={`resource:${resource.name}`}>
-                      {resource.name} ({resource.type} in {zone.name})
+              {zoneOffers.length > 0 ? (
+                <optgroup label="Zones">
+                  {zoneOffers.map((offer) => (
+                    <option key={offerKey(offer)} value={offerKey(offer)}>
+                      {offer.name}
                     </option>
-                  )),
-                )}
-              </optgroup>
+                  ))}
+                </optgroup>
+              ) : null}
+              {resourceOffers.length > 0 ? (
+                <optgroup label="Resources">
+                  {resourceOffers.map((offer) => (
+                    <option key={offerKey(offer)} value={offerKey(offer)}>
+                      {offer.name} ({offer.type} in {offer.zone})
+                    </option>
+                  ))}
+                </optgroup>
+              ) : null}
             </select>
+            <p id="target-help" className="hint">
+              Only zones and resources a break-glass policy could give you are listed.
+            </p>
           </div>
           <div className="field">
             <label htmlFor="role">Role</label>
