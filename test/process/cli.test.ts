@@ -218,7 +218,11 @@ describe.concurrent.each(DIALECTS)("CLI contract on %s", (dialect) => {
         as(token, ["--json", "zones"]),
         as(admin.token, ["--json", "audit", "verify"]),
       ]);
-      for (const result of [whoami, requests, show, grants, explain, zones, verify]) expectExit(result, 0);
+      for (const result of [whoami, requests, show, grants, zones, verify]) expectExit(result, 0);
+      // explain is a CI gate: 1 when the decision is DENY, 0 otherwise; its JSON is printed either way.
+      const outcome = parseJson<{ explanation: { decision: { outcome: string } } }>(explain).explanation
+        .decision.outcome;
+      expectExit(explain, outcome === "deny" ? 1 : 0);
 
       expect(parseJson(whoami)).toMatchObject({ name: requester.name, groups: ["sre"], isAdmin: false });
       const listed = parseJson<{ requests: RequestView[] }>(requests).requests;
@@ -311,7 +315,8 @@ describe.concurrent("CLI contract without a server", () => {
         GOOD_JUSTIFICATION.ticket,
       ]),
     ]);
-    expectExit(denied, 0);
+    // A DENY exits 1, so a pipeline can gate on it.
+    expectExit(denied, 1);
     expect(denied.stdout).toMatch(/^DENY: dana may not take role 'admin' on vault/);
     expect(denied.stdout).toContain("[JUSTIFICATION_TOO_SHORT]");
     expect(denied.stdout).toContain("[TICKET_REQUIRED]");
