@@ -191,6 +191,7 @@ export function createGrantService(deps: {
           closeReason: reason,
           closedBy: actor,
           revocationStatus,
+          reviewDueAt: grant.reviewDueAt === null ? null : grant.reviewDueAt - grant.endsAt + unit.now,
         });
       }
       return done;
@@ -613,6 +614,8 @@ export function createGrantService(deps: {
         state: filter.state,
         reviewState: filter.reviewDue || filter.overdue ? ("due" as const) : undefined,
         reviewDueBefore: filter.overdue ? now : undefined,
+        // A review waits for the use to end: an open grant is not yet something to review.
+        ended: filter.reviewDue || filter.overdue ? true : undefined,
         limit,
       };
       if (filter.mine) return listGrants(deps.db, { ...query, user: principal.name });
@@ -627,7 +630,9 @@ export function createGrantService(deps: {
 
     /**
      * The grant's credentials, once, to its owner: the secrets are decrypted, returned and wiped in
-     * one transaction. A second fetch, or anyone else, is refused, and the refusal is audited.
+     * one transaction. A second fetch after a secret was shown, or anyone else, is refused, and the
+     * refusal is audited. A grant whose credentials hold no secret (what they say is not worth
+     * stealing) can be shown to its owner again, so `credential` then `connect` both work.
      */
     async deliverCredential(principal: Principal, id: string) {
       const grant = await findGrant(deps.db, id);
@@ -659,7 +664,7 @@ export function createGrantService(deps: {
         const effects = (await listEffects(unit.tx, id)).filter(
           (e) => !e.connector.startsWith(PATH_CONNECTOR_PREFIX),
         );
-        if (effects.length > 0 && effects.every((e) => e.deliveredAt !== null)) return null;
+        if (effects.some((e) => e.deliveredAt !== null)) return null;
         const credentials = effects.map((e) => ({
           resource: e.resource,
           connector: e.connector,
@@ -681,7 +686,7 @@ export function createGrantService(deps: {
       if (!delivered)
         await refuse(
           "ALREADY_DELIVERED",
-          "the credential was already shown once; revoke and request again if it is lost",
+          "the credential's secret was already shown once (by 'firebreak credential', 'firebreak connect' or the console) and is gone from the server; revoke and request again if it is lost",
         );
       return { grant, credentials: delivered ?? [] };
     },
