@@ -261,6 +261,10 @@ describe.each(DIALECTS)("console views on %s", (dialect) => {
     expect(await carol.page.locator(`[data-request="${requestId}"] .step-mine`).textContent()).toContain(
       "your approval fills this step",
     );
+    // A pending request was closed for no reason: the card has no empty "Closed because" line.
+    expect(await carol.page.locator(`[data-request="${requestId}"] dt`).allTextContents()).not.toContain(
+      "Closed because",
+    );
     await capture(carol.page, "02-approvals-step-marked");
     const erin = await signIn("erin", "/approvals");
     expect(await stepsOf(erin.page)).toEqual([false, true]);

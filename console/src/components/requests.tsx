@@ -110,7 +110,7 @@ export function RequestFacts({
       </Fact>
       <Fact label="Closed because">
         {/* A denial's reason is already the denier's comment, shown with the decisions. */}
-        {request.approvals.some((a) => a.comment === request.closedReason) ? null : (
+        {!request.closedReason || request.approvals.some((a) => a.comment === request.closedReason) ? null : (
           <UserText text={request.closedReason} />
         )}
       </Fact>
