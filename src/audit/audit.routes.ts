@@ -1,5 +1,11 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { z } from "zod";
+import {
+  afterSeqQuery,
+  auditEventsReply,
+  auditQuery,
+  streamReply,
+  verifyReply,
+} from "../api/audit.schema.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { EventBus } from "../shared/events.js";
@@ -8,20 +14,6 @@ import type { AnchorKeeper } from "./anchor.js";
 import type { AuditService } from "./audit.service.js";
 import type { AuditEvent } from "./chain.js";
 import { serveEventStream } from "./event-stream.js";
-
-const eventSchema = z.object({
-  seq: z.number(),
-  id: z.string(),
-  time: z.string(),
-  type: z.string(),
-  actor: z.string(),
-  zone: z.string().nullable(),
-  resource: z.string().nullable(),
-  subject: z.string().nullable(),
-  context: z.record(z.string(), z.unknown()),
-  prevHash: z.string(),
-  hash: z.string(),
-});
 
 function requireAuditor(principal: Principal) {
   assert(
@@ -56,17 +48,8 @@ export function createAuditRoutes(deps: {
       summary: "Audit events in sequence order, with filters and a cursor",
       tag: "audit",
       auth: "user",
-      query: z.object({
-        afterSeq: z.coerce.number().int().min(0).optional(),
-        beforeSeq: z.coerce.number().int().min(1).optional(),
-        limit: z.coerce.number().int().min(1).max(1000).optional(),
-        order: z.enum(["asc", "desc"]).optional(),
-        type: z.string().max(64).optional(),
-        zone: z.string().max(63).optional(),
-        subject: z.string().max(64).optional(),
-        actor: z.string().max(128).optional(),
-      }),
-      reply: z.object({ events: z.array(eventSchema) }),
+      query: auditQuery,
+      reply: auditEventsReply,
       async handler({ principal, query }) {
         requireAuditor(principal);
         return { events: await deps.audit.list(query) };
@@ -79,15 +62,7 @@ export function createAuditRoutes(deps: {
         "Recompute the hash chain and check it against the anchor (audit.anchor): OK with the count, or the first broken sequence number and why",
       tag: "audit",
       auth: "user",
-      reply: z.object({
-        ok: z.boolean(),
-        count: z.number(),
-        firstBadSeq: z.number().nullable(),
-        reason: z.string().nullable(),
-        headHash: z.string().nullable(),
-        problem: z.string().nullable(),
-        anchoredSeq: z.number().nullable(),
-      }),
+      reply: verifyReply,
       async handler({ principal }) {
         requireAuditor(principal);
         const result = (await deps.audit.verify()) as unknown as Record<string, unknown>;
@@ -120,8 +95,8 @@ export function createAuditRoutes(deps: {
       summary: "Every audit event as JSON lines (application/x-ndjson)",
       tag: "audit",
       auth: "user",
-      query: z.object({ afterSeq: z.coerce.number().int().min(0).optional() }),
-      reply: z.unknown(),
+      query: afterSeqQuery,
+      reply: streamReply,
       async handler({ principal, query, reply }) {
         requireAuditor(principal);
         reply.hijack();
@@ -145,8 +120,8 @@ export function createAuditRoutes(deps: {
         "Server-sent events of committed audit events, live (resume with Last-Event-ID or ?afterSeq); administrators and auditors see all, others the events about requests and grants the API shows them; ends when the credential that opened it stops being valid",
       tag: "audit",
       auth: "user",
-      query: z.object({ afterSeq: z.coerce.number().int().min(0).optional() }),
-      reply: z.unknown(),
+      query: afterSeqQuery,
+      reply: streamReply,
       async handler({ principal, query, request, reply }) {
         const recheck = deps.recheckCredential(request);
         const lastEventId = Number(request.headers["last-event-id"]);

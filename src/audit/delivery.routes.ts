@@ -1,5 +1,13 @@
-import { z } from "zod";
-import { nameSchema, SINK_TYPES } from "../config/schema.js";
+import {
+  checkpointKeyReply,
+  checkpointReply,
+  deadLettersQuery,
+  deadLettersReply,
+  replayBody,
+  replayReply,
+  sinkParams,
+  sinksReply,
+} from "../api/audit.schema.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { Principal } from "../users/user.service.js";
@@ -16,45 +24,6 @@ function requireAuditor(principal: Principal, what: string) {
 
 const iso = (time: number | null) => (time === null ? null : new Date(time).toISOString());
 
-const sinkStatusSchema = z.object({
-  name: z.string(),
-  type: z.enum(SINK_TYPES),
-  format: z.string(),
-  target: z.string().nullable(),
-  state: z.enum(["idle", "delivering", "retrying", "failing", "misconfigured", "starting"]),
-  deliveredSeq: z.number(),
-  headSeq: z.number(),
-  lagEvents: z.number(),
-  lagSeconds: z.number(),
-  attempts: z.number(),
-  nextAttemptAt: z.string().nullable(),
-  lastError: z.string().nullable(),
-  lastErrorAt: z.string().nullable(),
-  lastDeliveredAt: z.string().nullable(),
-  deliveredTotal: z.number(),
-  errorTotal: z.number(),
-  deadLetters: z.object({ dead: z.number(), queued: z.number(), replayed: z.number() }),
-  filter: z
-    .object({
-      types: z.array(z.string()).optional(),
-      zones: z.array(z.string()).optional(),
-      minSeverity: z.string().optional(),
-    })
-    .nullable(),
-});
-
-const deadLetterSchema = z.object({
-  seq: z.number(),
-  eventId: z.string(),
-  attempts: z.number(),
-  lastError: z.string(),
-  state: z.enum(["dead", "queued", "replayed"]),
-  deadAt: z.string(),
-  replayedAt: z.string().nullable(),
-});
-
-const sinkParams = z.object({ name: nameSchema });
-
 /** Sink status, dead letters, replay, checkpoints and the checkpoint key: administrators and auditors. */
 export function createDeliveryRoutes(deps: {
   delivery: Pick<AuditDelivery, "status" | "deadLetters" | "replay">;
@@ -68,7 +37,7 @@ export function createDeliveryRoutes(deps: {
       summary: "Each audit sink: where it stands in the chain (lag), its failures and its dead letters",
       tag: "audit",
       auth: "user",
-      reply: z.object({ sinks: z.array(sinkStatusSchema) }),
+      reply: sinksReply,
       async handler({ principal }) {
         requireAuditor(principal, "see audit sinks");
         const sinks = await deps.delivery.status();
@@ -89,8 +58,8 @@ export function createDeliveryRoutes(deps: {
       tag: "audit",
       auth: "user",
       params: sinkParams,
-      query: z.object({ state: z.enum(["dead", "queued", "replayed"]).optional() }),
-      reply: z.object({ deadLetters: z.array(deadLetterSchema) }),
+      query: deadLettersQuery,
+      reply: deadLettersReply,
       async handler({ principal, params, query }) {
         requireAuditor(principal, "see audit sinks");
         const letters = await deps.delivery.deadLetters(params.name, query.state);
@@ -115,8 +84,8 @@ export function createDeliveryRoutes(deps: {
       tag: "audit",
       auth: "user",
       params: sinkParams,
-      body: z.strictObject({ fromSeq: z.number().int().min(1).optional() }).optional(),
-      reply: z.object({ sink: z.string(), queued: z.number(), rewoundTo: z.number().nullable() }),
+      body: replayBody,
+      reply: replayReply,
       async handler({ principal, params, body }) {
         requireAuditor(principal, "replay audit sinks");
         const result = await deps.delivery.replay(params.name, principal.name, { fromSeq: body?.fromSeq });
@@ -130,12 +99,7 @@ export function createDeliveryRoutes(deps: {
         "Sign the chain's head now (as before an export); nothing is written when the head is already signed",
       tag: "audit",
       auth: "user",
-      reply: z.object({
-        signed: z.boolean(),
-        seq: z.number().nullable(),
-        hash: z.string().nullable(),
-        keyId: z.string().nullable(),
-      }),
+      reply: checkpointReply,
       async handler({ principal }) {
         requireAuditor(principal, "write checkpoints");
         const key = deps.signingKey();
@@ -154,7 +118,7 @@ export function createDeliveryRoutes(deps: {
       summary: "The public key that verifies checkpoints (PEM), for `firebreak audit verify --public-key`",
       tag: "audit",
       auth: "user",
-      reply: z.object({ keyId: z.string(), algorithm: z.literal("Ed25519"), publicKey: z.string() }),
+      reply: checkpointKeyReply,
       async handler({ principal }) {
         requireAuditor(principal, "read the checkpoint key");
         const key = deps.signingKey();

@@ -1,16 +1,15 @@
-import { z } from "zod";
-import { nameSchema } from "../config/schema.js";
+import { accessQuery, accessReply, decisionBody, decisionReply } from "../api/decisions.schema.js";
 import type { Db } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { countBlockingOverdueReviews } from "../grants/grant.repo.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { AccessIndex } from "../policy/access-index.js";
-import { explain, zoneOfTarget } from "../policy/engine.js";
-import { durationText } from "../requests/request.routes.js";
+import { zoneOfTarget } from "../policy/engine.js";
 import type { Runtime } from "../server/runtime.js";
 import type { Clock } from "../shared/clock.js";
 import { NO_INCIDENT, type SignalService } from "../signals/signal.service.js";
 import type { UserService } from "../users/user.service.js";
+import { explainDecision } from "./decision.service.js";
 
 export function createDecisionRoutes(deps: {
   db: Db;
@@ -27,22 +26,8 @@ export function createDecisionRoutes(deps: {
       summary: "Explain a decision: allowed or not, every unmet condition, and what it would take",
       tag: "policy",
       auth: "user",
-      body: z
-        .strictObject({
-          user: z.string().min(1).max(128).optional(),
-          zone: nameSchema.optional(),
-          resource: nameSchema.optional(),
-          role: nameSchema,
-          duration: durationText.optional(),
-          reason: z.string().max(2000).default(""),
-          ticket: z.string().max(200).nullish(),
-          sourceZone: z.string().max(63).nullish(),
-        })
-        .refine(
-          (b) => (b.zone === undefined) !== (b.resource === undefined),
-          "exactly one of 'zone' or 'resource'",
-        ),
-      reply: z.object({ user: z.string(), explanation: z.unknown() }),
+      body: decisionBody,
+      reply: decisionReply,
       async handler({ principal, body, request }) {
         const name = body.user ?? principal.name;
         assert(
@@ -66,19 +51,23 @@ export function createDecisionRoutes(deps: {
               incident: NO_INCIDENT,
               sourceZone: sourceZone ?? null,
             };
-        const explanation = explain(runtime.policy, {
-          principal: { name: subject.name, groups: subject.groups },
-          target: { zone: body.zone ?? null, resource: body.resource ?? null },
-          role: body.role,
-          durationMs: body.duration,
-          reason: body.reason,
-          ticket: body.ticket ?? null,
-          sourceZone: sourceZone ?? null,
-          signals,
-          blockingOverdueReviews: await countBlockingOverdueReviews(deps.db, subject.name, now),
-          now,
-        });
-        return { user: subject.name, explanation };
+        return explainDecision(
+          runtime.policy,
+          {
+            subject,
+            target: { zone: body.zone, resource: body.resource },
+            role: body.role,
+            durationMs: body.duration,
+            reason: body.reason,
+            ticket: body.ticket,
+            sourceZone,
+          },
+          {
+            signals,
+            blockingOverdueReviews: await countBlockingOverdueReviews(deps.db, subject.name, now),
+            now,
+          },
+        );
       },
     }),
     defineRoute({
@@ -88,24 +77,8 @@ export function createDecisionRoutes(deps: {
         "The enforcement check: does this user hold this role in this zone (or on this resource) right now",
       tag: "policy",
       auth: "user",
-      query: z
-        .object({
-          user: z.string().min(1).max(128),
-          zone: nameSchema.optional(),
-          resource: nameSchema.optional(),
-          role: nameSchema,
-        })
-        .refine(
-          (q) => (q.zone === undefined) !== (q.resource === undefined),
-          "exactly one of 'zone' or 'resource'",
-        ),
-      reply: z.object({
-        user: z.string(),
-        zone: z.string().nullable(),
-        resource: z.string().nullable(),
-        role: z.string(),
-        allowed: z.boolean(),
-      }),
+      query: accessQuery,
+      reply: accessReply,
       async handler({ principal, query }) {
         assert(
           query.user === principal.name || principal.isAdmin || principal.isAuditor,

@@ -1,31 +1,24 @@
-import { z } from "zod";
-import { USER_PATTERN } from "../config/schema.js";
+import {
+  enrolmentProofBody,
+  factorResetBody,
+  factorResetReply,
+  factorsReply,
+  factorUserParams,
+  presentedFactorReply,
+  totpEnrolmentReply,
+  totpVerifyBody,
+  webauthnAssertBody,
+  webauthnOptionsReply,
+  webauthnRegisterBody,
+  webauthnRegisterReply,
+} from "../api/factors.schema.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { FactorService } from "./factor.service.js";
 
-const presented = z.object({ kind: z.string(), at: z.string() });
 const toPresented = (factor: { kind: string; at: number }) => ({
   kind: factor.kind,
   at: new Date(factor.at).toISOString(),
 });
-/** WebAuthn responses are JSON objects shaped by the browser; the library validates them in depth. */
-const webauthnResponse = z
-  .object({ id: z.string().min(1).max(1024), rawId: z.string().max(1024), type: z.string().max(32) })
-  .passthrough();
-/**
- * What allows adding a factor: a code of a TOTP factor you have (or a WebAuthn assertion made just
- * before), or the one-time code an administrator's reset issued.
- */
-const enrolmentProof = z
-  .strictObject({
-    totp: z
-      .string()
-      .regex(/^[0-9]{6}$/, "a 6-digit code")
-      .optional(),
-    enrolmentCode: z.string().min(1).max(64).optional(),
-  })
-  .optional();
-
 export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[] {
   return [
     defineRoute({
@@ -34,21 +27,7 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
       summary: "Your enrolled factors",
       tag: "mfa",
       auth: "user",
-      reply: z.object({
-        factors: z.array(
-          z.object({
-            id: z.string(),
-            kind: z.string(),
-            label: z.string(),
-            confirmed: z.boolean(),
-            createdAt: z.string(),
-            confirmedAt: z.string().nullable(),
-            /** From when the factor counts toward a policy. */
-            settlesAt: z.string().nullable(),
-            authorizedBy: z.enum(["sign-in", "factor", "enrolment-code"]),
-          }),
-        ),
-      }),
+      reply: factorsReply,
       handler: async ({ principal }) => ({ factors: await deps.factors.list(principal) }),
     }),
     defineRoute({
@@ -58,16 +37,8 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
         "Start TOTP enrolment: a secret, its otpauth URI and QR code (confirm with a code). With a factor already enrolled, needs a fresh use of it or an enrolment code",
       tag: "mfa",
       auth: "user",
-      body: enrolmentProof,
-      reply: z.object({
-        factorId: z.string(),
-        secret: z.string(),
-        uri: z.string(),
-        qrSvg: z.string(),
-        qrTerminal: z.string(),
-        /** `sign-in`: a first factor vouched for by the sign-in alone, which has to settle. */
-        authorizedBy: z.enum(["sign-in", "factor", "enrolment-code"]),
-      }),
+      body: enrolmentProofBody,
+      reply: totpEnrolmentReply,
       status: 201,
       async handler({ principal, body, reply }) {
         reply.header("cache-control", "no-store");
@@ -80,8 +51,8 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
       summary: "Present a TOTP code (confirms a new enrolment; counts as a fresh factor)",
       tag: "mfa",
       auth: "user",
-      body: z.strictObject({ code: z.string().regex(/^[0-9]{6}$/, "a 6-digit code") }),
-      reply: presented,
+      body: totpVerifyBody,
+      reply: presentedFactorReply,
       handler: async ({ principal, body }) =>
         toPresented(await deps.factors.presentTotp(principal, body.code, "verify")),
     }),
@@ -92,8 +63,8 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
         "WebAuthn registration options for navigator.credentials.create. With a factor already enrolled, needs a fresh use of it or an enrolment code",
       tag: "mfa",
       auth: "user",
-      body: enrolmentProof,
-      reply: z.record(z.string(), z.unknown()),
+      body: enrolmentProofBody,
+      reply: webauthnOptionsReply,
       handler: async ({ principal, body }) =>
         (await deps.factors.webauthnRegistrationOptions(principal, body ?? {})) as unknown as Record<
           string,
@@ -106,11 +77,8 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
       summary: "Finish WebAuthn registration with the browser's response",
       tag: "mfa",
       auth: "user",
-      body: z.strictObject({
-        response: webauthnResponse,
-        label: z.string().max(200).default("security key"),
-      }),
-      reply: z.object({ factorId: z.string() }),
+      body: webauthnRegisterBody,
+      reply: webauthnRegisterReply,
       status: 201,
       handler: async ({ principal, body }) =>
         deps.factors.webauthnRegister(principal, body.response, body.label),
@@ -121,7 +89,7 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
       summary: "WebAuthn assertion options for navigator.credentials.get",
       tag: "mfa",
       auth: "user",
-      reply: z.record(z.string(), z.unknown()),
+      reply: webauthnOptionsReply,
       handler: async ({ principal }) =>
         (await deps.factors.webauthnAssertionOptions(principal)) as unknown as Record<string, unknown>,
     }),
@@ -131,8 +99,8 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
       summary: "Present a WebAuthn assertion (counts as a fresh factor)",
       tag: "mfa",
       auth: "user",
-      body: z.strictObject({ response: webauthnResponse }),
-      reply: presented,
+      body: webauthnAssertBody,
+      reply: presentedFactorReply,
       handler: async ({ principal, body }) =>
         toPresented(await deps.factors.webauthnAssert(principal, body.response, "verify")),
     }),
@@ -143,14 +111,9 @@ export function createFactorRoutes(deps: { factors: FactorService }): AnyRoute[]
         "Administrators: remove a user's factors and issue a one-time enrolment code (shown once) to hand to them out of band",
       tag: "mfa",
       auth: "user",
-      params: z.object({ user: z.string().regex(USER_PATTERN, "a user name") }),
-      body: z.strictObject({ reason: z.string().min(1).max(2000) }),
-      reply: z.object({
-        user: z.string(),
-        removed: z.number().int(),
-        enrolmentCode: z.string(),
-        expiresAt: z.string(),
-      }),
+      params: factorUserParams,
+      body: factorResetBody,
+      reply: factorResetReply,
       async handler({ principal, params, body, reply }) {
         reply.header("cache-control", "no-store");
         return deps.factors.reset(principal, params.user, body.reason);

@@ -1,12 +1,19 @@
-import { z } from "zod";
+import {
+  credentialReply,
+  grantIdParams,
+  grantsReply,
+  grantViewSchema,
+  listGrantsQuery,
+  reviewBody,
+  reviewsQuery,
+  reviewsReply,
+  revokeBody,
+} from "../api/grants.schema.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { Clock } from "../shared/clock.js";
-import { ID_PATTERN } from "../shared/ids.js";
 import type { GrantRecord } from "./grant.repo.js";
 import type { GrantService } from "./grant.service.js";
-import { type GrantView, grantViewSchema, toGrantView } from "./grant.views.js";
-
-const idParams = z.object({ id: z.string().regex(ID_PATTERN, "a grant id such as 'grt_…'") });
+import { type GrantView, toGrantView } from "./grant.views.js";
 
 export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }): AnyRoute[] {
   /** Views of several grants with one query for all their effects. */
@@ -23,13 +30,8 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
       summary: "Grants the caller may see, newest first",
       tag: "grants",
       auth: "user",
-      query: z.object({
-        active: z.enum(["true", "false"]).optional(),
-        state: z.enum(["active", "expired", "revoked"]).optional(),
-        mine: z.enum(["true", "false"]).optional(),
-        limit: z.coerce.number().int().min(1).max(500).optional(),
-      }),
-      reply: z.object({ grants: z.array(grantViewSchema) }),
+      query: listGrantsQuery,
+      reply: grantsReply,
       async handler({ principal, query }) {
         const rows = await deps.grants.list(principal, {
           state: query.active === "true" ? "active" : query.state,
@@ -45,7 +47,7 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
       summary: "One grant: its window, revocation status and review",
       tag: "grants",
       auth: "user",
-      params: idParams,
+      params: grantIdParams,
       reply: grantViewSchema,
       async handler({ principal, params }) {
         return view(await deps.grants.load(principal, params.id));
@@ -57,8 +59,8 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
       summary: "End an active grant now; access is taken away and the revocation verified",
       tag: "grants",
       auth: "user",
-      params: idParams,
-      body: z.strictObject({ reason: z.string().min(1).max(4000) }),
+      params: grantIdParams,
+      body: revokeBody,
       reply: grantViewSchema,
       async handler({ principal, params, body }) {
         return view(await deps.grants.revoke(principal, params.id, body.reason));
@@ -70,19 +72,8 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
       summary: "The grant's credentials, shown once to its owner (secrets are wiped when delivered)",
       tag: "grants",
       auth: "user",
-      params: idParams,
-      reply: z.object({
-        grant: grantViewSchema,
-        credentials: z.array(
-          z.object({
-            resource: z.string(),
-            connector: z.string(),
-            state: z.string(),
-            detail: z.record(z.string(), z.unknown()),
-            secret: z.string().nullable(),
-          }),
-        ),
-      }),
+      params: grantIdParams,
+      reply: credentialReply,
       async handler({ principal, params, reply }) {
         reply.header("cache-control", "no-store");
         const { grant, credentials } = await deps.grants.deliverCredential(principal, params.id);
@@ -96,8 +87,8 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
         "Review a break-glass use: accept or flag it, with notes (never by the requester or its approvers)",
       tag: "reviews",
       auth: "user",
-      params: idParams,
-      body: z.strictObject({ verdict: z.enum(["accept", "flag"]), notes: z.string().min(1).max(4000) }),
+      params: grantIdParams,
+      body: reviewBody,
       reply: grantViewSchema,
       async handler({ principal, params, body }) {
         return view(
@@ -116,11 +107,8 @@ export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }):
       summary: "Break-glass uses awaiting review (due, or only overdue)",
       tag: "reviews",
       auth: "user",
-      query: z.object({
-        due: z.enum(["true", "false"]).optional(),
-        overdue: z.enum(["true", "false"]).optional(),
-      }),
-      reply: z.object({ reviews: z.array(grantViewSchema) }),
+      query: reviewsQuery,
+      reply: reviewsReply,
       async handler({ principal, query }) {
         const rows = await deps.grants.list(principal, {
           reviewDue: query.due !== "false",

@@ -1,46 +1,9 @@
-import { z } from "zod";
+import type { GrantView } from "../api/grants.schema.js";
 import type { GrantEffect, GrantRecord } from "./grant.repo.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export const grantViewSchema = z.object({
-  id: z.string(),
-  requestId: z.string(),
-  user: z.string(),
-  zone: z.string(),
-  resource: z.string().nullable(),
-  role: z.string(),
-  policy: z.string().nullable(),
-  /** The zone the requester came from: where the grant's network path starts. */
-  sourceZone: z.string().nullable(),
-  state: z.string(),
-  startsAt: z.string(),
-  endsAt: z.string(),
-  secondsLeft: z.number(),
-  closedAt: z.string().nullable(),
-  closeReason: z.string().nullable(),
-  closedBy: z.string().nullable(),
-  factor: z.object({ kind: z.string(), at: z.string() }).nullable(),
-  revocation: z.object({ status: z.string(), attempts: z.number(), nextAttemptAt: z.string().nullable() }),
-  review: z.object({
-    state: z.string(),
-    dueAt: z.string().nullable(),
-    overdue: z.boolean(),
-    reviewer: z.string().nullable(),
-    notes: z.string().nullable(),
-    reviewedAt: z.string().nullable(),
-  }),
-  effects: z.array(
-    z.object({
-      resource: z.string(),
-      connector: z.string(),
-      state: z.string(),
-      /** Where the access leads (`host:port`): a network path's destination or a login's server. */
-      address: z.string().nullable(),
-    }),
-  ),
-});
-export type GrantView = z.infer<typeof grantViewSchema>;
+export { type GrantView, grantViewSchema } from "../api/grants.schema.js";
 
 export function toGrantView(grant: GrantRecord, effects: GrantEffect[], now: number): GrantView {
   return {

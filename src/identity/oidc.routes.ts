@@ -1,5 +1,17 @@
 import type { FastifyReply } from "fastify";
-import { z } from "zod";
+import {
+  authConfigReply,
+  authMethodsReply,
+  devicePollBody,
+  devicePollReply,
+  deviceStartReply,
+  logoutReply,
+  oidcCallbackQuery,
+  oidcLoginQuery,
+  redirectReply,
+  sessionReply,
+} from "../api/auth.schema.js";
+import { revokedTokensReply, userNameParams } from "../api/users.schema.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import { type OidcService, safeReturnPath } from "./oidc.service.js";
@@ -41,19 +53,7 @@ export function createIdentityRoutes(deps: {
         "How to sign in here: whether OIDC is configured, where to start, and the session's CSRF names",
       tag: "auth",
       auth: "none",
-      reply: z.object({
-        oidc: z.object({
-          enabled: z.boolean(),
-          issuer: z.string().nullable(),
-          loginUrl: z.string().nullable(),
-          deviceStartUrl: z.string().nullable(),
-        }),
-        session: z.object({
-          lifetimeSeconds: z.number(),
-          csrfCookie: z.string(),
-          csrfHeader: z.string(),
-        }),
-      }),
+      reply: authConfigReply,
       handler: async () => {
         const status = deps.oidc.status();
         const current = settings();
@@ -79,7 +79,7 @@ export function createIdentityRoutes(deps: {
       summary: "Sign-in methods the console offers besides tokens (null when there is no browser sign-in)",
       tag: "auth",
       auth: "none",
-      reply: z.object({ oidc: z.object({ url: z.string(), label: z.string() }).nullable() }),
+      reply: authMethodsReply,
       handler: async () => {
         const status = deps.oidc.status();
         return {
@@ -97,9 +97,8 @@ export function createIdentityRoutes(deps: {
       summary: "Start a browser sign-in: redirects to the identity provider (code flow with PKCE)",
       tag: "auth",
       auth: "none",
-      // `next` is the console's name for the same thing.
-      query: z.object({ returnTo: z.string().max(2000).optional(), next: z.string().max(2000).optional() }),
-      reply: z.object({}),
+      query: oidcLoginQuery,
+      reply: redirectReply,
       status: 302,
       async handler({ query, reply }) {
         const returnTo = safeReturnPath(query.returnTo ?? query.next);
@@ -116,12 +115,8 @@ export function createIdentityRoutes(deps: {
       summary: "Where the identity provider returns the browser; sets the session cookies and redirects",
       tag: "auth",
       auth: "none",
-      query: z.object({
-        code: z.string().max(4096).optional(),
-        state: z.string().max(4096).optional(),
-        error: z.string().max(200).optional(),
-      }),
-      reply: z.object({}),
+      query: oidcCallbackQuery,
+      reply: redirectReply,
       status: 303,
       async handler({ request, reply }) {
         const current = settings();
@@ -154,14 +149,7 @@ export function createIdentityRoutes(deps: {
         "Start a terminal sign-in (device authorization, brokered by the server): a code to enter in a browser",
       tag: "auth",
       auth: "none",
-      reply: z.object({
-        handle: z.string(),
-        userCode: z.string(),
-        verificationUri: z.string(),
-        verificationUriComplete: z.string().nullable(),
-        interval: z.number(),
-        expiresAt: z.string(),
-      }),
+      reply: deviceStartReply,
       status: 201,
       async handler({ reply }) {
         noStore(reply);
@@ -176,17 +164,8 @@ export function createIdentityRoutes(deps: {
       summary: "Poll a terminal sign-in; once approved the reply carries a session token, shown this once",
       tag: "auth",
       auth: "none",
-      body: z.strictObject({ handle: z.string().min(1).max(8192) }),
-      reply: z.discriminatedUnion("status", [
-        z.object({ status: z.literal("pending"), interval: z.number() }),
-        z.object({
-          status: z.literal("complete"),
-          user: z.string(),
-          groups: z.array(z.string()),
-          token: z.string(),
-          expiresAt: z.string(),
-        }),
-      ]),
+      body: devicePollBody,
+      reply: devicePollReply,
       async handler({ body, request, reply }) {
         noStore(reply);
         const polled = await deps.oidc.pollDevice(body.handle);
@@ -208,15 +187,7 @@ export function createIdentityRoutes(deps: {
       summary: "The caller's session: who, until when, and (for cookie sessions) the CSRF token to send",
       tag: "auth",
       auth: "user",
-      reply: z.object({
-        user: z.string(),
-        groups: z.array(z.string()),
-        isAdmin: z.boolean(),
-        isAuditor: z.boolean(),
-        via: z.enum(["bearer", "cookie"]),
-        expiresAt: z.string().nullable(),
-        csrfToken: z.string().nullable(),
-      }),
+      reply: sessionReply,
       async handler({ request, reply }) {
         noStore(reply);
         const presented = presentedCredential(request, settings());
@@ -239,7 +210,7 @@ export function createIdentityRoutes(deps: {
       summary: "Revoke the credential this request presents (session cookie or bearer token)",
       tag: "auth",
       auth: "user",
-      reply: z.object({ user: z.string(), revoked: z.boolean() }),
+      reply: logoutReply,
       async handler({ request, reply }) {
         const current = settings();
         const presented = presentedCredential(request, current);
@@ -256,8 +227,8 @@ export function createIdentityRoutes(deps: {
       summary: "Revoke every token and session of a user (administrators)",
       tag: "users",
       auth: "user",
-      params: z.object({ name: z.string().min(1).max(128) }),
-      reply: z.object({ user: z.string(), revoked: z.number() }),
+      params: userNameParams,
+      reply: revokedTokensReply,
       handler: async ({ principal, params }) => deps.sessions.revokeAll(principal, params.name),
     }),
   ];

@@ -1,44 +1,27 @@
-import { z } from "zod";
-import { parseDuration } from "../config/duration.js";
-import { DURATION_HINT, DURATION_PATTERN } from "../config/patterns.js";
+import { activateBody, grantViewSchema } from "../api/grants.schema.js";
+import {
+  approveBody,
+  createRequestBody,
+  denyBody,
+  listRequestsQuery,
+  requestIdParams,
+  requestsReply,
+  requestViewSchema,
+} from "../api/requests.schema.js";
 import type { FirebreakConfig } from "../config/schema.js";
-import { nameSchema } from "../config/schema.js";
-import { type Db, REQUEST_STATES } from "../db/types.js";
+import type { Db } from "../db/types.js";
 import type { FactorService } from "../factors/factor.service.js";
 import { grantIdsByRequest } from "../grants/grant.repo.js";
 import type { GrantService } from "../grants/grant.service.js";
-import { grantViewSchema, toGrantView } from "../grants/grant.views.js";
+import { toGrantView } from "../grants/grant.views.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { Clock } from "../shared/clock.js";
-import { ID_PATTERN } from "../shared/ids.js";
 import type { RequestRecord } from "./request.repo.js";
 import { type RequestService, suggestedApprovers } from "./request.service.js";
-import { type RequestView, requestViewSchema, toRequestView } from "./request.views.js";
+import { type RequestView, toRequestView } from "./request.views.js";
 
 /** How far back a presented factor is looked up; the policy's own freshness is then applied. */
 const RECENT_FACTOR_MS = 24 * 3_600_000;
-
-const idParams = z.object({ id: z.string().regex(ID_PATTERN, "a request id such as 'req_…'") });
-const STATES = REQUEST_STATES;
-
-export const durationText = z
-  .string()
-  .regex(DURATION_PATTERN, DURATION_HINT)
-  .transform((text) => parseDuration(text));
-
-export const createRequestBody = z
-  .strictObject({
-    zone: nameSchema.optional(),
-    resource: nameSchema.optional(),
-    role: nameSchema,
-    duration: durationText.optional(),
-    reason: z.string().max(2000),
-    ticket: z.string().max(200).nullish(),
-  })
-  .refine(
-    (b) => (b.zone === undefined) !== (b.resource === undefined),
-    "exactly one of 'zone' or 'resource'",
-  );
 
 export function createRequestRoutes(deps: {
   db: Db;
@@ -99,12 +82,8 @@ export function createRequestRoutes(deps: {
         "Requests the caller may see: their own, those they may approve (all, for administrators and auditors)",
       tag: "requests",
       auth: "user",
-      query: z.object({
-        state: z.enum(STATES).optional(),
-        mine: z.enum(["true", "false"]).optional(),
-        limit: z.coerce.number().int().min(1).max(500).optional(),
-      }),
-      reply: z.object({ requests: z.array(requestViewSchema) }),
+      query: listRequestsQuery,
+      reply: requestsReply,
       async handler({ principal, query }) {
         const rows = await deps.requests.list(principal, {
           state: query.state,
@@ -120,7 +99,7 @@ export function createRequestRoutes(deps: {
       summary: "One request with its approvals and what happens next",
       tag: "requests",
       auth: "user",
-      params: idParams,
+      params: requestIdParams,
       reply: requestViewSchema,
       async handler({ principal, params }) {
         return view(await deps.requests.load(principal, params.id));
@@ -132,16 +111,8 @@ export function createRequestRoutes(deps: {
       summary: "Approve a pending request (never your own; only as an approver its policy names)",
       tag: "requests",
       auth: "user",
-      params: idParams,
-      body: z
-        .strictObject({
-          comment: z.string().max(2000).nullish(),
-          totp: z
-            .string()
-            .regex(/^[0-9]{6}$/)
-            .optional(),
-        })
-        .optional(),
+      params: requestIdParams,
+      body: approveBody,
       reply: requestViewSchema,
       async handler({ principal, params, body }) {
         // A code given here is recorded first; the service then picks a fresh use among the recent ones.
@@ -157,8 +128,8 @@ export function createRequestRoutes(deps: {
       summary: "Deny a pending request; denial is final",
       tag: "requests",
       auth: "user",
-      params: idParams,
-      body: z.strictObject({ reason: z.string().min(1).max(2000) }),
+      params: requestIdParams,
+      body: denyBody,
       reply: requestViewSchema,
       async handler({ principal, params, body }) {
         return view(await deps.requests.deny(principal, params.id, body.reason));
@@ -170,7 +141,7 @@ export function createRequestRoutes(deps: {
       summary: "Cancel your pending or approved request",
       tag: "requests",
       auth: "user",
-      params: idParams,
+      params: requestIdParams,
       reply: requestViewSchema,
       async handler({ principal, params }) {
         return view(await deps.requests.cancel(principal, params.id));
@@ -182,24 +153,8 @@ export function createRequestRoutes(deps: {
       summary: "Activate an approved request: the grant starts, credentials are issued",
       tag: "requests",
       auth: "user",
-      params: idParams,
-      body: z
-        .strictObject({
-          totp: z
-            .string()
-            .regex(/^[0-9]{6,8}$/)
-            .optional(),
-          /** An OpenSSH public key (authorized_keys format) for resources that issue SSH certificates. */
-          publicKey: z
-            .string()
-            .max(16_384)
-            .regex(
-              /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]{0,200})?$/,
-              "an OpenSSH public key such as 'ssh-ed25519 AAAA… you@host'",
-            )
-            .optional(),
-        })
-        .optional(),
+      params: requestIdParams,
+      body: activateBody,
       reply: grantViewSchema,
       status: 201,
       async handler({ principal, params, body }) {

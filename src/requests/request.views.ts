@@ -1,49 +1,11 @@
-import { z } from "zod";
+import type { RequestView } from "../api/requests.schema.js";
 import { formatDuration } from "../config/duration.js";
 import type { ApprovalProgress } from "../policy/approvals.js";
 import type { ApprovalRecord, RequestRecord } from "./request.repo.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export const requestViewSchema = z.object({
-  id: z.string(),
-  state: z.string(),
-  requester: z.string(),
-  zone: z.string(),
-  resource: z.string().nullable(),
-  role: z.string(),
-  policy: z.string().nullable(),
-  duration: z.string(),
-  durationSeconds: z.number(),
-  reason: z.string(),
-  ticket: z.string().nullable(),
-  sourceZone: z.string().nullable(),
-  clientAddress: z.string().nullable(),
-  autoApproved: z.boolean(),
-  createdAt: z.string(),
-  lapsesAt: z.string().nullable(),
-  closedReason: z.string().nullable(),
-  requires: z.object({
-    approvals: z.array(
-      z.object({
-        from: z.array(z.string()),
-        count: z.number(),
-        have: z.array(z.string()),
-        remaining: z.number(),
-      }),
-    ),
-    factors: z.array(z.string()),
-  }),
-  approvals: z.array(
-    z.object({ approver: z.string(), decision: z.string(), comment: z.string().nullable(), at: z.string() }),
-  ),
-  grantId: z.string().nullable(),
-  /** People who could give the approvals still needed (directory users; never the requester). */
-  suggestedApprovers: z.array(z.string()),
-  /** What happens next, in words: `waiting for 1 approval from group:payments-leads`. */
-  next: z.string(),
-});
-export type RequestView = z.infer<typeof requestViewSchema>;
+export { type RequestView, requestViewSchema } from "../api/requests.schema.js";
 
 export function nextStep(request: RequestRecord, progress: ApprovalProgress | null): string {
   switch (request.state) {

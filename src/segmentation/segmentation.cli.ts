@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import type { z } from "zod";
+import type { blastRadiusReply, reachabilityReply } from "../api/segmentation.schema.js";
 import { formatIssue, loadConfigFile } from "../config/load.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { EXPORT_FORMATS, type ExportFormat, exportPolicies } from "../exporters/exporters.js";
@@ -8,7 +9,6 @@ import { compilePolicy, resourcesForGrant } from "../policy/engine.js";
 import { type Finding, failsAt, lintConfig, SEVERITIES, type Severity } from "./lint.js";
 import { buildNetworkState, type NetworkState, networkStateSchema, standingState } from "./network-state.js";
 import { analyseZone, blastRadiusChange, buildReachabilityGraph } from "./reachability.js";
-import type { blastRadiusReply, reachabilityReply } from "./segmentation.routes.js";
 import { hypotheticalPaths } from "./what-if.js";
 
 /**

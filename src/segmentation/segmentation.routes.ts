@@ -1,4 +1,11 @@
-import { z } from "zod";
+import {
+  blastRadiusBody,
+  blastRadiusReply,
+  lintReply,
+  reachabilityQuery,
+  reachabilityReply,
+} from "../api/segmentation.schema.js";
+import { zoneIdParams } from "../api/zones.schema.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { assert, FirebreakError } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
@@ -8,43 +15,6 @@ import { lintConfig } from "./lint.js";
 import type { NetworkState } from "./network-state.js";
 import { analyseZone, blastRadiusChange, buildReachabilityGraph } from "./reachability.js";
 import { hypotheticalPaths } from "./what-if.js";
-
-const hop = z.object({
-  from: z.string(),
-  to: z.string(),
-  ports: z.array(z.string()),
-  via: z.enum(["flow", "grant"]),
-  grants: z.array(z.string()),
-});
-const reached = z.object({ zone: z.string(), path: z.array(hop), resources: z.array(z.string()) });
-const radius = z.object({
-  zones: z.number(),
-  resources: z.number(),
-  directZones: z.number(),
-  directResources: z.number(),
-});
-export const reachabilityReply = z.object({
-  zone: z.string(),
-  enforcement: z.string(),
-  includesGrants: z.boolean(),
-  direct: z.array(reached),
-  transitive: z.array(reached),
-  reachedBy: z.object({ direct: z.array(z.string()), transitive: z.array(z.string()) }),
-  blastRadius: radius,
-});
-export const blastRadiusReply = z.object({
-  changes: z.array(
-    z.object({
-      sourceZone: z.string(),
-      before: radius,
-      after: radius,
-      addedZones: z.array(reached),
-      addedResources: z.array(z.string()),
-      paths: z.array(z.object({ resource: z.string(), to: z.string() })),
-    }),
-  ),
-  note: z.string().nullable(),
-});
 
 /**
  * Reachability, blast radius and lint over the running configuration (and, for reachability,
@@ -66,8 +36,8 @@ export function createSegmentationRoutes(deps: {
         "What a zone reaches directly and transitively (with hops), what reaches it, and its blast radius",
       tag: "zones",
       auth: "user",
-      params: z.object({ id: z.string().min(1).max(63) }),
-      query: z.object({ grants: z.enum(["true", "false"]).default("true") }),
+      params: zoneIdParams,
+      query: reachabilityQuery,
       reply: reachabilityReply,
       async handler({ params, query }) {
         const config = deps.config();
@@ -84,17 +54,7 @@ export function createSegmentationRoutes(deps: {
       summary: "How a grant on a zone or resource would change what its source zone reaches",
       tag: "zones",
       auth: "user",
-      body: z
-        .strictObject({
-          zone: z.string().min(1).max(63).optional(),
-          resource: z.string().min(1).max(63).optional(),
-          role: z.string().min(1).max(63),
-          sourceZone: z.string().min(1).max(63).optional(),
-        })
-        .refine(
-          (b) => (b.zone === undefined) !== (b.resource === undefined),
-          "exactly one of 'zone' or 'resource'",
-        ),
+      body: blastRadiusBody,
       reply: blastRadiusReply,
       async handler({ body, request }) {
         const config = deps.config();
@@ -135,17 +95,7 @@ export function createSegmentationRoutes(deps: {
       summary: "Findings about the running configuration, most severe first",
       tag: "zones",
       auth: "user",
-      reply: z.object({
-        findings: z.array(
-          z.object({
-            code: z.string(),
-            severity: z.string(),
-            path: z.string(),
-            message: z.string(),
-            hops: z.array(hop).optional(),
-          }),
-        ),
-      }),
+      reply: lintReply,
       async handler({ principal }) {
         assert(
           principal.isAdmin || principal.isAuditor,

@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { z } from "zod";
+import { healthReply, readyReply, reloadReply } from "../api/system.schema.js";
 import type { Db } from "../db/types.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
@@ -17,7 +17,7 @@ export function createSystemRoutes(deps: {
       summary: "The process is up",
       tag: "system",
       auth: "none",
-      reply: z.object({ status: z.literal("ok") }),
+      reply: healthReply,
       handler: async () => ({ status: "ok" as const }),
     }),
     defineRoute({
@@ -26,7 +26,7 @@ export function createSystemRoutes(deps: {
       summary: "Ready to serve: database reachable, due work finished after start",
       tag: "system",
       auth: "none",
-      reply: z.object({ status: z.enum(["ready", "starting"]), database: z.literal("ok") }),
+      reply: readyReply,
       async handler({ reply }) {
         await sql`select 1`.execute(deps.db);
         if (!deps.ready()) reply.status(503);
@@ -39,7 +39,7 @@ export function createSystemRoutes(deps: {
       summary: "Re-read the configuration file; a bad file is refused and the running one kept",
       tag: "system",
       auth: "user",
-      reply: z.object({ changed: z.boolean(), digest: z.string(), summary: z.unknown() }),
+      reply: reloadReply,
       async handler({ principal }) {
         assert(principal.isAdmin, "FORBIDDEN", "only an administrator can reload the configuration");
         return deps.runtime.reload(principal.name);

@@ -11,5 +11,4 @@ export function newId(
   return `${prefix}_${now.toString(36)}${randomBytes(8).toString("hex")}`;
 }
 
-/** Ids accepted from clients: the shape above, nothing that could be anything else. */
-export const ID_PATTERN = /^(req|grt|apv|eff|inc|evt)_[a-z0-9]{8,12}[0-9a-f]{16}$/;
+export { ID_PATTERN } from "./id-pattern.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { incidentBody, incidentReply, signalReply } from "../api/system.schema.js";
 import { assert, isFirebreakError } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { SignalService } from "./signal.service.js";
@@ -14,14 +14,8 @@ export function createSignalRoutes(deps: { signals: SignalService }): AnyRoute[]
     summary: "Declare or resolve an incident by hand (administrators); audited like any signal",
     tag: "signals",
     auth: "user",
-    body: z.strictObject({
-      id: z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, "an incident id of letters, digits and ._:-"),
-      zone: z.string().min(1).max(63),
-      severity: z.number().int().min(1).max(5).default(3),
-      title: z.string().max(500).default(""),
-      status: z.enum(["open", "resolved"]).default("open"),
-    }),
-    reply: z.object({ id: z.string(), zone: z.string(), status: z.string() }),
+    body: incidentBody,
+    reply: incidentReply,
     status: 201,
     async handler({ principal, body }) {
       assert(principal.isAdmin, "FORBIDDEN", "only an administrator can declare incidents by hand");
@@ -40,12 +34,7 @@ function webhooks(deps: { signals: SignalService }): AnyRoute[] {
       summary: `Receive ${kind} incident signals`,
       tag: "signals",
       auth: "raw",
-      reply: z.object({
-        applied: z.number(),
-        ignored: z.number(),
-        /** Events older than what their incident last applied, so not applied. */
-        superseded: z.number(),
-      }),
+      reply: signalReply,
       status: 202,
       async handler({ request, reply }) {
         const raw = (request as unknown as { rawBody?: Buffer }).rawBody ?? Buffer.alloc(0);

@@ -1,13 +1,13 @@
-import { z } from "zod";
+import {
+  createdUserReply,
+  createUserBody,
+  issuedTokenReply,
+  principalViewSchema,
+  userNameParams,
+  usersReply,
+} from "../api/users.schema.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { UserService } from "./user.service.js";
-
-const principalView = z.object({
-  name: z.string(),
-  groups: z.array(z.string()),
-  isAdmin: z.boolean(),
-  isAuditor: z.boolean(),
-});
 
 export function createUserRoutes(deps: { users: UserService }): AnyRoute[] {
   return [
@@ -17,7 +17,7 @@ export function createUserRoutes(deps: { users: UserService }): AnyRoute[] {
       summary: "The caller, as Firebreak sees them",
       tag: "users",
       auth: "user",
-      reply: principalView,
+      reply: principalViewSchema,
       handler: async ({ principal }) => principal,
     }),
     defineRoute({
@@ -26,7 +26,7 @@ export function createUserRoutes(deps: { users: UserService }): AnyRoute[] {
       summary: "Every user (directory and local) with their groups",
       tag: "users",
       auth: "user",
-      reply: z.object({ users: z.array(principalView) }),
+      reply: usersReply,
       handler: async ({ principal }) => ({ users: await deps.users.list(principal) }),
     }),
     defineRoute({
@@ -35,11 +35,8 @@ export function createUserRoutes(deps: { users: UserService }): AnyRoute[] {
       summary: "Create a local user; the reply carries its token, shown this once",
       tag: "users",
       auth: "user",
-      body: z.strictObject({
-        name: z.string().min(1).max(128),
-        groups: z.array(z.string().min(1).max(63)).max(100).default([]),
-      }),
-      reply: z.object({ name: z.string(), groups: z.array(z.string()), token: z.string() }),
+      body: createUserBody,
+      reply: createdUserReply,
       status: 201,
       handler: async ({ principal, body }) => deps.users.addUser(principal, body.name, body.groups),
     }),
@@ -49,8 +46,8 @@ export function createUserRoutes(deps: { users: UserService }): AnyRoute[] {
       summary: "Issue a new token for a user; shown this once",
       tag: "users",
       auth: "user",
-      params: z.object({ name: z.string().min(1).max(128) }),
-      reply: z.object({ name: z.string(), token: z.string() }),
+      params: userNameParams,
+      reply: issuedTokenReply,
       status: 201,
       handler: async ({ principal, params }) => deps.users.issueToken(principal, params.name),
     }),

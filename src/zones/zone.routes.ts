@@ -1,31 +1,8 @@
-import { z } from "zod";
+import { zoneIdParams, zonesReply, zoneViewSchema } from "../api/zones.schema.js";
 import { FirebreakError } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { Runtime } from "../server/runtime.js";
 import type { SignalService } from "../signals/signal.service.js";
-
-const zoneView = z.object({
-  name: z.string(),
-  description: z.string().nullable(),
-  labels: z.record(z.string(), z.string()),
-  cidrs: z.array(z.string()),
-  enforcement: z.string(),
-  resources: z.array(
-    z.object({
-      name: z.string(),
-      type: z.string(),
-      roles: z.array(z.string()),
-      /** Where a grant's network path leads and what users connect to (`10.40.0.5:5432`). */
-      address: z.string().nullable(),
-    }),
-  ),
-  policies: z.array(z.object({ name: z.string(), roles: z.array(z.string()) })),
-  flowsIn: z.array(z.object({ from: z.string(), ports: z.array(z.string()) })),
-  flowsOut: z.array(z.object({ to: z.string(), ports: z.array(z.string()) })),
-  openIncidents: z.array(
-    z.object({ id: z.string(), severity: z.number(), title: z.string(), openedAt: z.string() }),
-  ),
-});
 
 export function createZoneRoutes(deps: {
   current: () => Runtime;
@@ -74,7 +51,7 @@ export function createZoneRoutes(deps: {
       summary: "Zones with their resources, policies, flows and open incidents",
       tag: "zones",
       auth: "user",
-      reply: z.object({ zones: z.array(zoneView) }),
+      reply: zonesReply,
       handler: async () => ({ zones: await views() }),
     }),
     defineRoute({
@@ -83,8 +60,8 @@ export function createZoneRoutes(deps: {
       summary: "One zone",
       tag: "zones",
       auth: "user",
-      params: z.object({ id: z.string().min(1).max(63) }),
-      reply: zoneView,
+      params: zoneIdParams,
+      reply: zoneViewSchema,
       async handler({ params }) {
         const zone = (await views()).find((z) => z.name === params.id);
         if (!zone) throw new FirebreakError("NOT_FOUND", "no such zone");

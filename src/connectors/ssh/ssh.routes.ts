@@ -1,10 +1,8 @@
-import { z } from "zod";
+import { sshCaReply, sshKrlReply, sshZoneParams } from "../../api/zones.schema.js";
 import { FirebreakError } from "../../errors.js";
 import { type AnyRoute, defineRoute } from "../../http/route.js";
 import type { Runtime } from "../../server/runtime.js";
 import { type SshConnector, sshdConfigLines } from "./ssh.connector.js";
-
-const zoneParams = z.object({ zone: z.string().min(1).max(63) });
 
 /** The CA public key and sshd_config lines a host needs, and the revocation list hosts fetch. */
 export function createSshRoutes(deps: { ssh: SshConnector; current: () => Runtime }): AnyRoute[] {
@@ -21,13 +19,8 @@ export function createSshRoutes(deps: { ssh: SshConnector; current: () => Runtim
       summary: "The zone's SSH user CA public key and the sshd_config lines a host needs",
       tag: "ssh",
       auth: "user",
-      params: zoneParams,
-      reply: z.object({
-        zone: z.string(),
-        publicKey: z.string(),
-        krlUrl: z.string(),
-        sshdConfig: z.array(z.string()),
-      }),
+      params: sshZoneParams,
+      reply: sshCaReply,
       async handler({ params }) {
         requireSshZone(params.zone);
         const publicKey = await deps.ssh.caPublicKey(params.zone);
@@ -46,8 +39,8 @@ export function createSshRoutes(deps: { ssh: SshConnector; current: () => Runtim
       summary: "The zone's OpenSSH key revocation list (binary); hosts fetch it for RevokedKeys",
       tag: "ssh",
       auth: "none",
-      params: zoneParams,
-      reply: z.unknown(),
+      params: sshZoneParams,
+      reply: sshKrlReply,
       async handler({ params, reply }) {
         requireSshZone(params.zone);
         const krl = await deps.ssh.currentKrl(params.zone);
