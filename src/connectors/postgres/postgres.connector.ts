@@ -185,7 +185,9 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
 END $fb$`);
     } catch (error) {
       // The login is NOLOGIN already (committed first); say why the rest fails, for the alert.
-      const problem = reassign ? await reassignProblem(client, resourceName, resource).catch(() => null) : null;
+      const problem = reassign
+        ? await reassignProblem(client, resourceName, resource).catch(() => null)
+        : null;
       if (problem) throw new FirebreakError("RESOURCE_MISCONFIGURED", problem);
       throw error;
     }
