@@ -8,12 +8,10 @@ import {
 } from "../api/audit.schema.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
-import type { EventBus } from "../shared/events.js";
 import type { Principal } from "../users/user.service.js";
 import type { AnchorKeeper } from "./anchor.js";
 import type { AuditService } from "./audit.service.js";
-import type { AuditEvent } from "./chain.js";
-import { serveEventStream } from "./event-stream.js";
+import type { EventStreams } from "./event-stream.js";
 
 function requireAuditor(principal: Principal) {
   assert(
@@ -25,9 +23,8 @@ function requireAuditor(principal: Principal) {
 
 export function createAuditRoutes(deps: {
   audit: AuditService;
-  bus: EventBus;
-  /** Whether a caller may follow an event: the REST API's visibility rules, per event. */
-  visible: (viewer: Principal, event: AuditEvent) => Promise<boolean>;
+  /** The open `/v1/events` streams, each filtered by the REST API's visibility rules per event. */
+  streams: Pick<EventStreams, "serve">;
   /**
    * Binds to the credential a request presented (bearer token or session cookie) and checks it
    * again on each call: who it belongs to now, or null once it is revoked, logged out or expired.
@@ -36,8 +33,6 @@ export function createAuditRoutes(deps: {
     method: string;
     headers: IncomingHttpHeaders;
   }) => () => Promise<Principal | null>;
-  /** How often an open stream checks its credential (default: every few seconds). */
-  recheckMs?: number;
   /** The anchor kept outside the database (`audit.anchor`), which verify checks the chain against. */
   anchor?: Pick<AnchorKeeper, "verify">;
 }): AnyRoute[] {
@@ -135,10 +130,7 @@ export function createAuditRoutes(deps: {
           "cache-control": "no-store",
           connection: "keep-alive",
         });
-        serveEventStream(
-          { audit: deps.audit, bus: deps.bus, visible: deps.visible, recheckMs: deps.recheckMs },
-          { out: reply.raw, afterSeq, follower: { principal, recheck } },
-        );
+        deps.streams.serve({ out: reply.raw, afterSeq, follower: { principal, recheck } });
         return undefined;
       },
     }),

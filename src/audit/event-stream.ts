@@ -22,6 +22,37 @@ export interface StreamFollower {
   recheck(): Promise<Principal | null>;
 }
 
+export interface EventStreamDeps {
+  audit: Pick<AuditService, "list">;
+  bus: EventBus;
+  visible: (viewer: Principal, event: AuditEvent) => Promise<boolean>;
+  recheckMs?: number;
+}
+
+/**
+ * The open `/v1/events` streams. They never end on their own, so shutdown ends them: otherwise
+ * the HTTP server would wait for every console left open before it could close.
+ */
+export function createEventStreams(deps: EventStreamDeps) {
+  const open = new Set<ReturnType<typeof serveEventStream>>();
+  return {
+    serve(stream: Parameters<typeof serveEventStream>[1]) {
+      const served = serveEventStream(deps, stream);
+      open.add(served);
+      void served.ended.then(() => open.delete(served));
+      return served;
+    },
+    /** Ends every open stream, telling each client why. */
+    closeAll(reason: string) {
+      for (const served of [...open]) served.end(reason);
+    },
+    get size() {
+      return open.size;
+    },
+  };
+}
+export type EventStreams = ReturnType<typeof createEventStreams>;
+
 /**
  * Serves one `/v1/events` stream on `out`, already answered 200: replays from `afterSeq`, then
  * follows the bus. Each event passes `visible` for the follower as they are at that moment, one at
@@ -30,12 +61,7 @@ export interface StreamFollower {
  * it), or when something fails; a client resumes with `Last-Event-ID` and is authenticated afresh.
  */
 export function serveEventStream(
-  deps: {
-    audit: Pick<AuditService, "list">;
-    bus: EventBus;
-    visible: (viewer: Principal, event: AuditEvent) => Promise<boolean>;
-    recheckMs?: number;
-  },
+  deps: EventStreamDeps,
   stream: { out: ServerResponse; afterSeq: number; follower: StreamFollower },
 ): { ended: Promise<string>; end(reason: string): void } {
   const { out, follower } = stream;

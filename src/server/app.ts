@@ -8,6 +8,7 @@ import { createAuditService } from "../audit/audit.service.js";
 import { createCheckpointer, createCheckpointSchedule, createSigningKeyHolder } from "../audit/checkpoint.js";
 import { createAuditDelivery } from "../audit/delivery.js";
 import { createDeliveryRoutes } from "../audit/delivery.routes.js";
+import { createEventStreams } from "../audit/event-stream.js";
 import { createEventVisibility } from "../audit/event-visibility.js";
 import { createRelatedLookup } from "../audit/related.js";
 import { resolveSecret } from "../config/secrets.js";
@@ -340,6 +341,12 @@ export async function createApp(options: AppOptions) {
 
   await access.rebuild();
 
+  const eventStreams = createEventStreams({
+    audit,
+    bus,
+    visible: createEventVisibility({ db, config: () => current().config }),
+    recheckMs: options.eventStreamRecheckMs,
+  });
   let ready = false;
   const routes = [
     ...createSystemRoutes({ db, runtime, ready: () => ready }),
@@ -363,8 +370,7 @@ export async function createApp(options: AppOptions) {
     ...createAuditRoutes({
       audit,
       anchor,
-      bus,
-      visible: createEventVisibility({ db, config: () => current().config }),
+      streams: eventStreams,
       // The stream keeps the credential it was opened with and asks again whether it still holds.
       recheckCredential: (request) => {
         const { token } = presentedCredential(request, identitySettings(current().config));
@@ -377,7 +383,6 @@ export async function createApp(options: AppOptions) {
           }
         };
       },
-      recheckMs: options.eventStreamRecheckMs,
     }),
     ...createDeliveryRoutes({
       delivery: auditDelivery,
@@ -460,6 +465,8 @@ export async function createApp(options: AppOptions) {
       ready = false;
       if (reconcileTimer) clearInterval(reconcileTimer);
       if (signalUpkeepTimer) clearInterval(signalUpkeepTimer);
+      // Live streams never end on their own; the server could not close while one is open.
+      eventStreams.closeAll("the server is shutting down; reconnect to resume");
       await http.close();
       // Refusals counted since the last summary are recorded before the final checkpoint.
       await signals.maintain(true).catch(logError("refused signals could not be recorded"));

@@ -82,7 +82,10 @@ export interface IdentityWorld {
 }
 
 /** A real OIDC provider and a real Firebreak, listening on loopback ports, on `dialect`. */
-export async function startIdentityWorld(dialect: TestDialect): Promise<IdentityWorld> {
+export async function startIdentityWorld(
+  dialect: TestDialect,
+  options: { eventStreamRecheckMs?: number } = {},
+): Promise<IdentityWorld> {
   const port = await freePort();
   const base = new URL(`http://127.0.0.1:${port}`);
   const provider = await startProvider({ redirectUri: `${base.origin}/v1/auth/oidc/callback` });
@@ -91,7 +94,10 @@ export async function startIdentityWorld(dialect: TestDialect): Promise<Identity
   await writeFile(secretPath, `${provider.clientSecret}\n`, { mode: 0o600 });
   let t: TestApp;
   try {
-    t = await startTestApp(dialect, { config: configFor(provider, base, secretPath) });
+    t = await startTestApp(dialect, {
+      config: configFor(provider, base, secretPath),
+      eventStreamRecheckMs: options.eventStreamRecheckMs,
+    });
     await t.app.http.listen({ host: "127.0.0.1", port });
   } catch (error) {
     await provider.close();

@@ -185,7 +185,13 @@ export interface AuditEventView {
  */
 export async function startTestApp(
   dialect: TestDialect,
-  options: { config?: string; start?: boolean; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    config?: string;
+    start?: boolean;
+    env?: NodeJS.ProcessEnv;
+    /** How often open `/v1/events` streams re-check their credential (the server's default otherwise). */
+    eventStreamRecheckMs?: number;
+  } = {},
 ): Promise<TestApp> {
   const directory = await mkdtemp(join(tmpdir(), "firebreak-e2e-"));
   const configPath = join(directory, "firebreak.yaml");
@@ -202,7 +208,14 @@ export async function startTestApp(
   };
   let app: App;
   try {
-    app = await createApp({ configPath, databaseUrl: database.url, clock, env: options.env ?? {}, log });
+    app = await createApp({
+      configPath,
+      databaseUrl: database.url,
+      clock,
+      env: options.env ?? {},
+      log,
+      eventStreamRecheckMs: options.eventStreamRecheckMs,
+    });
   } catch (error) {
     await database.drop();
     await rm(directory, { recursive: true, force: true });
@@ -272,7 +285,14 @@ export async function startTestApp(
     writeConfig: (text) => writeFile(configPath, text),
     async restart() {
       await app.stop();
-      app = await createApp({ configPath, databaseUrl: database.url, clock, env: options.env ?? {}, log });
+      app = await createApp({
+        configPath,
+        databaseUrl: database.url,
+        clock,
+        env: options.env ?? {},
+        log,
+        eventStreamRecheckMs: options.eventStreamRecheckMs,
+      });
       const started = await app.start(null);
       return { admin: started.admin };
     },
