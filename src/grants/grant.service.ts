@@ -10,15 +10,14 @@ import { type RequestService, requestContext } from "../requests/request.service
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
-import { inParallel } from "../shared/parallel.js";
-import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
+import type { InTransaction } from "../shared/transaction.js";
 import type { SignalService } from "../signals/signal.service.js";
 import type { Principal } from "../users/user.service.js";
+import { createCredentialDelivery, secretAad } from "./delivery.js";
 import { type EffectRunner, PATH_CONNECTOR_PREFIX, type TargetFinding } from "./effects.js";
 import {
   closeGrant,
   findGrant,
-  type GrantEffect,
   type GrantRecord,
   hasActiveGrant,
   insertEffect,
@@ -26,17 +25,12 @@ import {
   listEffects,
   listEffectsByGrant,
   listGrants,
-  markDelivered,
   recordReview,
-  setRevocation,
   updateEffect,
 } from "./grant.repo.js";
+import { createRevocation } from "./revocation.js";
 
 const MAX_NOTES = 4000;
-/** Retry delays for closing and verifying: 1s, 2s, 4s … capped at 5 minutes. */
-const MAX_RETRY_DELAY_MS = 5 * 60_000;
-/** How many grants' access is taken away at once; bounded so a burst cannot exhaust target connections. */
-const REVOKE_CONCURRENCY = 16;
 
 export interface GrantListener {
   activated(grant: GrantRecord): void;
@@ -66,6 +60,21 @@ export function createGrantService(deps: {
   function canReview(principal: Principal, grant: GrantRecord): boolean {
     return canReviewGrant(principal, grant, deps.current().config);
   }
+
+  // Revocation and delivery keep their own invariants in their own files (NOTES.md); this service
+  // is their only caller, so it builds them from its own dependencies.
+  const revocation = createRevocation({
+    db: deps.db,
+    inTransaction: deps.inTransaction,
+    effects: deps.effects,
+    listener: deps.listener,
+  });
+  const delivery = createCredentialDelivery({
+    db: deps.db,
+    inTransaction: deps.inTransaction,
+    box: deps.box,
+    canSee,
+  });
 
   async function load(principal: Principal, id: string) {
     const grant = await findGrant(deps.db, id);
@@ -198,7 +207,7 @@ export function createGrantService(deps: {
     });
     for (const grant of closed) deps.listener.closed(grant);
     // A grant that issued nothing keeps `not-needed`; the rest are taken away and verified.
-    await revokeMany(closed.filter((g) => g.revocationStatus === "pending"));
+    await revocation.revokeMany(closed.filter((g) => g.revocationStatus === "pending"));
     return closed;
   }
 
@@ -207,109 +216,13 @@ export function createGrantService(deps: {
     return closed ?? null;
   }
 
-  type Undone = { effect: GrantEffect; undone: Awaited<ReturnType<EffectRunner["undo"]>> };
-  type Outcome = { grant: GrantRecord; effects: GrantEffect[]; done: Undone[]; error: unknown };
-
-  /** Takes one grant's effects away on the targets; writes nothing. */
-  async function undoAll(grant: GrantRecord): Promise<Outcome> {
-    const effects = (await listEffects(deps.db, grant.id)).filter((e) => e.state !== "closed");
-    const done: Undone[] = [];
-    try {
-      for (const effect of effects) {
-        const undone = await deps.effects.undo(effect, grant);
-        assert(
-          undone.verified,
-          "CONNECTOR_FAILED",
-          `access on ${effect.resource} still works after revoking it`,
-        );
-        done.push({ effect, undone });
-      }
-      return { grant, effects, done, error: null };
-    } catch (error) {
-      return { grant, effects, done, error: error ?? new Error("failed") };
-    }
-  }
-
-  /** Records one grant's outcome: what was undone, then verified — or the failure and when to retry. */
-  async function recordOutcome(unit: UnitOfWork, { grant, effects, done, error }: Outcome) {
-    for (const { effect, undone } of done) {
-      await updateEffect(unit.tx, effect.id, { state: "closed", now: unit.now });
-      await unit.audit({
-        type: undone.auditType,
-        actor: "system:firebreak",
-        zone: grant.zone,
-        resource: effect.resource,
-        subject: grant.id,
-        context: { grant: grant.id, user: grant.user, role: grant.role, ...undone.auditContext },
-      });
-    }
-    const attempts = grant.revocationAttempts + 1;
-    if (!error) {
-      await setRevocation(unit.tx, grant.id, { status: "verified", attempts, nextAt: null });
-      if (effects.length > 0) {
-        await unit.audit({
-          type: "revocation.verified",
-          actor: "system:firebreak",
-          zone: grant.zone,
-          resource: grant.resource,
-          subject: grant.id,
-          context: {
-            grant: grant.id,
-            user: grant.user,
-            role: grant.role,
-            resources: effects.map((e) => e.resource),
-          },
-        });
-      }
-      return;
-    }
-    const delay = Math.min(1000 * 2 ** Math.min(attempts - 1, 20), MAX_RETRY_DELAY_MS);
-    const message = error instanceof FirebreakError ? error.message : "the connector failed";
-    await setRevocation(unit.tx, grant.id, { status: "failed", attempts, nextAt: unit.now + delay });
-    await unit.audit({
-      type: "alert.raised",
-      actor: "system:firebreak",
-      zone: grant.zone,
-      resource: grant.resource,
-      subject: grant.id,
-      context: {
-        alert: "revocation-failed",
-        grant: grant.id,
-        user: grant.user,
-        attempts,
-        retryInSeconds: Math.round(delay / 1000),
-        message,
-      },
-    });
-  }
-
-  /**
-   * Takes issued access away and proves it is gone, for several grants side by side; the outcomes
-   * are recorded together in one transaction. A failure leaves the grant `failed` with a next
-   * attempt time and an alert; the scheduler retries with backoff until it works.
-   */
-  async function revokeMany(grants: readonly GrantRecord[]): Promise<boolean[]> {
-    if (grants.length === 0) return [];
-    const outcomes = await inParallel(grants, REVOKE_CONCURRENCY, undoAll);
-    await deps.inTransaction(async (unit) => {
-      for (const outcome of outcomes) await recordOutcome(unit, outcome);
-    });
-    if (outcomes.some((o) => o.error)) deps.listener.retryScheduled();
-    return outcomes.map((o) => !o.error);
-  }
-
-  async function revokeEffects(grant: GrantRecord): Promise<boolean> {
-    const [ok] = await revokeMany([grant]);
-    return ok ?? false;
-  }
-
   return {
     canSee,
     load,
     close,
     closeMany,
-    revokeEffects,
-    revokeMany,
+    revokeEffects: revocation.revokeEffects,
+    revokeMany: revocation.revokeMany,
     issueEffects,
 
     /**
@@ -627,77 +540,10 @@ export function createGrantService(deps: {
 
     effects: (grantId: string) => listEffects(deps.db, grantId),
     effectsOf: (grantIds: readonly string[]) => listEffectsByGrant(deps.db, grantIds),
-
-    /**
-     * The grant's credentials, once, to its owner: the secrets are decrypted, returned and wiped in
-     * one transaction. A second fetch after a secret was shown, or anyone else, is refused, and the
-     * refusal is audited. A grant whose credentials hold no secret (what they say is not worth
-     * stealing) can be shown to its owner again, so `credential` then `connect` both work.
-     */
-    async deliverCredential(principal: Principal, id: string) {
-      const grant = await findGrant(deps.db, id);
-      if (!grant) throw new FirebreakError("NOT_FOUND", "no such grant");
-      const refuse = async (
-        code: "NOT_FOUND" | "FORBIDDEN" | "ALREADY_DELIVERED" | "INVALID_STATE",
-        message: string,
-      ) => {
-        await deps.inTransaction((unit) =>
-          unit.audit({
-            type: "credential.delivery_refused",
-            actor: principal.name,
-            zone: grant.zone,
-            resource: grant.resource,
-            subject: grant.id,
-            context: { grant: grant.id, owner: grant.user, reason: code },
-          }),
-        );
-        throw new FirebreakError(code, message);
-      };
-      // Someone who may not see the grant is told it does not exist, like for any grant, but the
-      // attempt on another person's credential is on record.
-      if (!canSee(principal, grant)) await refuse("NOT_FOUND", "no such grant");
-      if (principal.name !== grant.user)
-        await refuse("FORBIDDEN", "only the grant's owner can fetch its credential");
-      if (grant.state !== "active")
-        await refuse("INVALID_STATE", `the grant is ${grant.state}; its credential no longer exists`);
-      const delivered = await deps.inTransaction(async (unit) => {
-        const effects = (await listEffects(unit.tx, id)).filter(
-          (e) => !e.connector.startsWith(PATH_CONNECTOR_PREFIX),
-        );
-        if (effects.some((e) => e.deliveredAt !== null)) return null;
-        const credentials = effects.map((e) => ({
-          resource: e.resource,
-          connector: e.connector,
-          state: e.state,
-          detail: Object.fromEntries(Object.entries(e.detail).filter(([key]) => key !== "publicKey")),
-          secret: e.secretEnc ? deps.box.open(e.secretEnc, secretAad(e.id)) : null,
-        }));
-        await markDelivered(unit.tx, id, unit.now);
-        await unit.audit({
-          type: "credential.delivered",
-          actor: principal.name,
-          zone: grant.zone,
-          resource: grant.resource,
-          subject: grant.id,
-          context: { grant: grant.id, resources: credentials.map((c) => c.resource) },
-        });
-        return credentials;
-      });
-      if (!delivered)
-        await refuse(
-          "ALREADY_DELIVERED",
-          "the credential's secret was already shown once (by 'firebreak credential', 'firebreak connect' or the console) and is gone from the server; revoke and request again if it is lost",
-        );
-      return { grant, credentials: delivered ?? [] };
-    },
+    deliverCredential: delivery.deliverCredential,
   };
 }
 export type GrantService = ReturnType<typeof createGrantService>;
-
-/** Binds a sealed secret to its effect row, so a ciphertext copied to another row does not open. */
-export function secretAad(effectId: string): string {
-  return `grant_effects:${effectId}`;
-}
 
 function reviewerZones(config: FirebreakConfig, principal: Principal): string[] {
   const zones = new Set<string>();

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { migrateToLatest, openDatabase } from "../db/database.js";
-import { secretAad } from "../grants/grant.service.js";
+import { secretAad } from "../grants/delivery.js";
 import { listAllKeyMaterial, updateKeyMaterialCipher } from "./key.repo.js";
 import { createSecretBox, loadMasterKeys } from "./secret-box.js";
 
