@@ -1,42 +1,23 @@
-import { z } from "zod";
-import { type FirebreakConfig, NAME_PATTERN } from "../config/schema.js";
+import {
+  agentReportSchema,
+  agentsReply,
+  desiredStateQuery,
+  desiredStateReply,
+  reportReply,
+} from "../api/enforcement.schema.js";
+import type { FirebreakConfig } from "../config/schema.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import { matchesPrincipal } from "../policy/approvals.js";
-import { networkStateSchema } from "../segmentation/network-state.js";
 import type { Clock } from "../shared/clock.js";
-import { ID_PATTERN } from "../shared/ids.js";
 import type { Principal } from "../users/user.service.js";
 import type { EnforcementService } from "./enforcement.service.js";
-
-const MAX_WAIT_SECONDS = 55;
 
 function isAgent(config: FirebreakConfig, principal: Principal): boolean {
   return principal.isAdmin || matchesPrincipal(config.agents ?? [], principal.name, principal.groups);
 }
 
-const agentName = z
-  .string()
-  .regex(NAME_PATTERN, "an agent name of 1-63 lowercase letters, digits, '-' or '_'");
-const item = z.string().max(1000);
-
-export const agentReportSchema = z.strictObject({
-  agent: agentName,
-  enforcer: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
-  status: z.enum(["applied", "failed-closed", "error"]),
-  digest: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/)
-    .nullable(),
-  graceMs: z.number().int().min(0).max(86_400_000),
-  mode: z.enum(["unchanged", "grants", "replaced"]).nullable(),
-  notOpen: z.array(z.string().regex(ID_PATTERN)).max(1000),
-  skipped: z.array(z.strictObject({ subject: item, reason: item })).max(100),
-  drift: z.strictObject({ removed: z.array(item).max(200), restored: z.array(item).max(200) }),
-  error: z.string().max(1000).nullable(),
-  durationMs: z.number().min(0).max(3_600_000),
-  where: z.string().max(200),
-});
+export { agentReportSchema } from "../api/enforcement.schema.js";
 
 /**
  * The enforcement API. Agents long-poll the desired state (`after` = the digest they hold, `wait`
@@ -56,25 +37,8 @@ export function createEnforcementRoutes(deps: {
         "The desired network state (zones, standing flows, open grant paths); long-polls while it equals ?after",
       tag: "enforcement",
       auth: "user",
-      query: z.object({
-        agent: agentName.optional(),
-        enforcer: z
-          .string()
-          .regex(/^[a-z][a-z0-9-]{0,31}$/)
-          .default("nftables"),
-        grace: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
-        after: z
-          .string()
-          .regex(/^[0-9a-f]{64}$/)
-          .optional(),
-        wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0),
-      }),
-      reply: z.object({
-        changed: z.boolean(),
-        digest: z.string(),
-        serverTime: z.number(),
-        state: networkStateSchema.nullable(),
-      }),
+      query: desiredStateQuery,
+      reply: desiredStateReply,
       async handler({ principal, query, request }) {
         const agent = isAgent(deps.config(), principal);
         assert(
@@ -122,7 +86,7 @@ export function createEnforcementRoutes(deps: {
       auth: "user",
       status: 202,
       body: agentReportSchema,
-      reply: z.object({ accepted: z.boolean() }),
+      reply: reportReply,
       async handler({ principal, body }) {
         assert(
           isAgent(deps.config(), principal),
@@ -139,23 +103,7 @@ export function createEnforcementRoutes(deps: {
       summary: "Enforcement agents: in contact or not, what each last applied, drift and errors",
       tag: "enforcement",
       auth: "user",
-      reply: z.object({
-        agents: z.array(
-          z.object({
-            name: z.string(),
-            enforcer: z.string(),
-            status: z.string(),
-            inContact: z.boolean(),
-            lastSeenAt: z.string(),
-            graceMs: z.number(),
-            appliedDigest: z.string().nullable(),
-            appliedAt: z.string().nullable(),
-            current: z.boolean(),
-            openGrants: z.number().nullable(),
-            report: z.record(z.string(), z.unknown()),
-          }),
-        ),
-      }),
+      reply: agentsReply,
       async handler({ principal }) {
         assert(
           isAgent(deps.config(), principal) || principal.isAuditor,

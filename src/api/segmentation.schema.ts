@@ -61,7 +61,7 @@ export const lintReply = z.object({
   findings: z.array(
     z.object({
       code: z.string(),
-      severity: z.string(),
+      severity: z.enum(["high", "medium", "low"]),
       path: z.string(),
       message: z.string(),
       hops: z.array(hopSchema).optional(),

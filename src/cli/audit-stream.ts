@@ -1,5 +1,13 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
+import {
+  checkpointKeyReply,
+  checkpointReply,
+  deadLettersReply,
+  replayReply,
+  sinksReply,
+  verifyReply,
+} from "../api/audit.schema.js";
 import { type AnchorPoint, type ChainView, judgeAnchors, readAnchorPoints } from "../audit/anchor.js";
 import { hashEvent, parseEventLine } from "../audit/chain.js";
 import { loadVerifyKey } from "../audit/checkpoint.js";
@@ -12,24 +20,6 @@ interface Context {
   client(): Promise<Client>;
   fail(message: string, code: string): Error;
 }
-
-type SinkView = {
-  name: string;
-  type: string;
-  format: string;
-  target: string | null;
-  state: string;
-  deliveredSeq: number;
-  headSeq: number;
-  lagEvents: number;
-  lagSeconds: number;
-  attempts: number;
-  nextAttemptAt: string | null;
-  lastError: string | null;
-  deliveredTotal: number;
-  errorTotal: number;
-  deadLetters: { dead: number; queued: number; replayed: number };
-};
 
 function describeExport(result: ExportVerifyResult, files: readonly string[]): string {
   if (!result.ok) {
@@ -157,7 +147,7 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
           if (options.publicKey !== undefined)
             throw context.fail("--public-key verifies exported files: give them with --file", "USAGE");
           const client = await context.client();
-          let result = await client.get<OnlineVerifyResult>("/v1/audit/verify");
+          let result: OnlineVerifyResult = await client.get("/v1/audit/verify", verifyReply);
           if (result.ok && anchors.length > 0) {
             // The server checked the chain and its own anchor; these anchors are checked here, on
             // the chain as the server exports it, so the server's word is not needed for them.
@@ -230,9 +220,10 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
         const fromSeq = options.fromSeq === undefined ? undefined : Number(options.fromSeq);
         if (fromSeq !== undefined && (!Number.isSafeInteger(fromSeq) || fromSeq < 1))
           throw context.fail("--from-seq takes a sequence number of 1 or more", "USAGE");
-        const result = await client.post<{ sink: string; queued: number; rewoundTo: number | null }>(
+        const result = await client.post(
           `/v1/audit/sinks/${encodeURIComponent(options.replay)}/replay`,
           fromSeq === undefined ? {} : { fromSeq },
+          replayReply,
         );
         context.emit(result, () =>
           [
@@ -245,16 +236,10 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
         return;
       }
       if (options.deadLetters !== undefined) {
-        const { deadLetters } = await client.get<{
-          deadLetters: {
-            seq: number;
-            eventId: string;
-            attempts: number;
-            lastError: string;
-            state: string;
-            deadAt: string;
-          }[];
-        }>(`/v1/audit/sinks/${encodeURIComponent(options.deadLetters)}/dead-letters`);
+        const { deadLetters } = await client.get(
+          `/v1/audit/sinks/${encodeURIComponent(options.deadLetters)}/dead-letters`,
+          deadLettersReply,
+        );
         context.emit({ deadLetters }, () =>
           table(
             deadLetters.map((letter) => [
@@ -270,7 +255,7 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
         );
         return;
       }
-      const { sinks } = await client.get<{ sinks: SinkView[] }>("/v1/audit/sinks");
+      const { sinks } = await client.get("/v1/audit/sinks", sinksReply);
       context.emit({ sinks }, () =>
         table(
           sinks.map((sink) => [
@@ -293,11 +278,7 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
     .command("checkpoint")
     .description("sign the chain's head now (for example just before an export)")
     .action(async () => {
-      const result = await (await context.client()).post<{
-        signed: boolean;
-        seq: number | null;
-        keyId: string | null;
-      }>("/v1/audit/checkpoints", {});
+      const result = await (await context.client()).post("/v1/audit/checkpoints", {}, checkpointReply);
       context.emit(result, () =>
         result.signed
           ? `signed the head at seq ${result.seq} with ${result.keyId}`
@@ -309,9 +290,7 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
     .command("public-key")
     .description("print the public key that verifies checkpoints (PEM), for 'audit verify --public-key'")
     .action(async () => {
-      const key = await (await context.client()).get<{ keyId: string; publicKey: string }>(
-        "/v1/audit/checkpoint-key",
-      );
+      const key = await (await context.client()).get("/v1/audit/checkpoint-key", checkpointKeyReply);
       context.emit(key, () => key.publicKey.trimEnd());
     });
 }

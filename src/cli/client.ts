@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import type { z } from "zod";
 
 /** Where `firebreak login` keeps the server address and token (mode 0600). */
 export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -56,6 +57,31 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * `value` as `schema` says, or a BAD_REPLY refusal naming `what` and where it differs (never the
+ * values: a reply may hold a secret).
+ */
+export function checkReply<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+  status = 0,
+): z.output<S> {
+  const checked = schema.safeParse(value);
+  if (checked.success) return checked.data;
+  throw new ApiError(
+    status,
+    "BAD_REPLY",
+    `${what} is not what this firebreak expects (a server of another version?)`,
+    {
+      issues: checked.error.issues
+        .slice(0, 5)
+        .map((issue) => ({ path: issue.path.join("."), message: issue.message })),
+    },
+    null,
+  );
+}
+
 /** The HTTP client behind every command that talks to a server. */
 export async function createClient(options: { url?: string; token?: string; env?: NodeJS.ProcessEnv }) {
   const env = options.env ?? process.env;
@@ -63,7 +89,12 @@ export async function createClient(options: { url?: string; token?: string; env?
   const url = (options.url ?? env.FIREBREAK_URL ?? saved.url ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
   const token = options.token ?? env.FIREBREAK_TOKEN ?? saved.token;
 
-  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async function call<S extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: S,
+    body?: unknown,
+  ): Promise<z.output<S>> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -104,14 +135,23 @@ export async function createClient(options: { url?: string; token?: string; env?
         error?.requestId ?? null,
       );
     }
-    return parsed as T;
+    // Parsed with the schema the server replies with (src/api): a reply that is not what this
+    // client expects (another version, something else at that address) is a clear refusal.
+    return checkReply(
+      schema,
+      parsed,
+      `the reply of ${url} to ${method} ${path.split("?")[0]}`,
+      response.status,
+    );
   }
 
   return {
     url,
     hasToken: token !== undefined,
-    get: <T>(path: string) => call<T>("GET", path),
-    post: <T>(path: string, body: unknown = {}) => call<T>("POST", path, body),
+    /** A GET whose reply is parsed with `schema`. */
+    get: <S extends z.ZodType>(path: string, schema: S) => call("GET", path, schema),
+    /** A POST whose reply is parsed with `schema`. */
+    post: <S extends z.ZodType>(path: string, body: unknown, schema: S) => call("POST", path, schema, body),
     /** A raw streaming GET (server-sent events, JSON lines). */
     async stream(path: string, signal?: AbortSignal) {
       const response = await fetch(`${url}${path}`, {

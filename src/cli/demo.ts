@@ -1,14 +1,9 @@
+import { verifyReply } from "../api/audit.schema.js";
+import { grantViewSchema, reviewsReply } from "../api/grants.schema.js";
+import { requestViewSchema } from "../api/requests.schema.js";
+import { incidentReply } from "../api/system.schema.js";
+import { issuedTokenReply } from "../api/users.schema.js";
 import type { Client } from "./client.js";
-
-type Grant = {
-  id: string;
-  state: string;
-  secondsLeft: number;
-  endsAt: string;
-  revocation: { status: string };
-  review: { state: string; dueAt: string | null };
-};
-type Req = { id: string; state: string; next: string; grantId: string | null };
 
 const DEMO_ZONE = "payments-db";
 const DEMO_ROLE = "admin";
@@ -30,19 +25,23 @@ export async function runDemo(options: { client: Client; json: boolean; stepDela
 
   const { createClient } = await import("./client.js");
   const as = async (user: string) => {
-    const { token } = await admin.post<{ token: string }>(`/v1/users/${user}/tokens`, {});
+    const { token } = await admin.post(`/v1/users/${user}/tokens`, {}, issuedTokenReply);
     return createClient({ url: admin.url, token });
   };
 
   say("02:03  PagerDuty wakes alice (SRE on call): payments are failing, the database is refusing writes.");
   const incidentId = `demo-${Date.now().toString(36)}`;
-  await admin.post("/v1/incidents", {
-    id: incidentId,
-    zone: DEMO_ZONE,
-    severity: 2,
-    title: "payments-db refusing writes",
-    status: "open",
-  });
+  await admin.post(
+    "/v1/incidents",
+    {
+      id: incidentId,
+      zone: DEMO_ZONE,
+      severity: 2,
+      title: "payments-db refusing writes",
+      status: "open",
+    },
+    incidentReply,
+  );
   record("incident.opened", { id: incidentId, zone: DEMO_ZONE, severity: 2 });
   say(`       Incident ${incidentId} (severity 2) is open in zone ${DEMO_ZONE}.`);
   await pause();
@@ -54,20 +53,24 @@ export async function runDemo(options: { client: Client; json: boolean; stepDela
   say(
     `02:05  alice holds no admin rights anywhere. She asks for '${DEMO_ROLE}' on ${DEMO_ZONE} for 20 seconds (a demo-sized window).`,
   );
-  const request = await alice.post<Req>("/v1/requests", {
-    zone: DEMO_ZONE,
-    role: DEMO_ROLE,
-    duration: "20s",
-    reason: "payments-db refuses writes; need to clear a stuck replication slot",
-    ticket: "INC-4711",
-  });
+  const request = await alice.post(
+    "/v1/requests",
+    {
+      zone: DEMO_ZONE,
+      role: DEMO_ROLE,
+      duration: "20s",
+      reason: "payments-db refuses writes; need to clear a stuck replication slot",
+      ticket: "INC-4711",
+    },
+    requestViewSchema,
+  );
   record("request.created", request);
   say(`       ${request.id}: ${request.state}; ${request.next}`);
   await pause();
 
   say("02:06  alice tries to approve her own request. Firebreak refuses:");
   try {
-    await alice.post(`/v1/requests/${request.id}/approve`, {});
+    await alice.post(`/v1/requests/${request.id}/approve`, {}, requestViewSchema);
   } catch (error) {
     say(`       ${(error as Error).message} [${(error as { code?: string }).code}]`);
     record("self-approval.refused", { code: (error as { code?: string }).code });
@@ -75,15 +78,17 @@ export async function runDemo(options: { client: Client; json: boolean; stepDela
   await pause();
 
   say("02:07  carol (payments lead) approves.");
-  const approved = await carol.post<Req>(`/v1/requests/${request.id}/approve`, {
-    comment: "go; keep it to the slot",
-  });
+  const approved = await carol.post(
+    `/v1/requests/${request.id}/approve`,
+    { comment: "go; keep it to the slot" },
+    requestViewSchema,
+  );
   record("request.approved", approved);
   say(`       ${approved.id}: ${approved.state}; ${approved.next}`);
   await pause();
 
   say("02:08  alice activates. The grant exists from now until its window ends.");
-  const grant = await alice.post<Grant>(`/v1/requests/${request.id}/activate`, {});
+  const grant = await alice.post(`/v1/requests/${request.id}/activate`, {}, grantViewSchema);
   record("grant.activated", grant);
   say(`       ${grant.id}: ${grant.state}, ${grant.secondsLeft}s left (until ${grant.endsAt})`);
 
@@ -91,7 +96,7 @@ export async function runDemo(options: { client: Client; json: boolean; stepDela
   let current = grant;
   for (let waited = 0; waited < 60 && current.state === "active"; waited++) {
     await new Promise((r) => setTimeout(r, 1000));
-    current = await alice.get<Grant>(`/v1/grants/${grant.id}`);
+    current = await alice.get(`/v1/grants/${grant.id}`, grantViewSchema);
     if (current.state === "active" && current.secondsLeft % 5 === 0)
       say(`       ${current.secondsLeft}s left`);
   }
@@ -102,19 +107,23 @@ export async function runDemo(options: { client: Client; json: boolean; stepDela
   say(
     `02:11  The use now waits for review by someone who neither asked nor approved (erin, security): due ${current.review.dueAt ?? "-"}.`,
   );
-  const { reviews } = await erin.get<{ reviews: Grant[] }>("/v1/reviews");
+  const { reviews } = await erin.get("/v1/reviews", reviewsReply);
   record("review.pending", { reviews: reviews.map((r) => r.id) });
   say(`       reviews due: ${reviews.map((r) => r.id).join(", ") || "none"}`);
 
-  await admin.post("/v1/incidents", {
-    id: incidentId,
-    zone: DEMO_ZONE,
-    severity: 2,
-    title: "payments-db refusing writes",
-    status: "resolved",
-  });
+  await admin.post(
+    "/v1/incidents",
+    {
+      id: incidentId,
+      zone: DEMO_ZONE,
+      severity: 2,
+      title: "payments-db refusing writes",
+      status: "resolved",
+    },
+    incidentReply,
+  );
   record("incident.resolved", { id: incidentId });
-  const verify = await admin.get<{ ok: boolean; count: number }>("/v1/audit/verify");
+  const verify = await admin.get("/v1/audit/verify", verifyReply);
   record("audit.verified", verify);
   say(
     `02:12  Incident resolved. Audit chain: ${verify.ok ? "OK" : "BROKEN"}, ${verify.count} events. See them with 'firebreak audit tail'.`,

@@ -1,21 +1,7 @@
+import { authConfigReply, devicePollReply, deviceStartReply } from "../api/auth.schema.js";
 import { FirebreakError } from "../errors.js";
 import type { Client } from "./client.js";
 import { safeText } from "./format.js";
-
-interface AuthConfig {
-  oidc: { enabled: boolean; deviceStartUrl: string | null };
-}
-interface DeviceStart {
-  handle: string;
-  userCode: string;
-  verificationUri: string;
-  verificationUriComplete: string | null;
-  interval: number;
-  expiresAt: string;
-}
-type DevicePoll =
-  | { status: "pending"; interval: number }
-  | { status: "complete"; user: string; groups: string[]; token: string; expiresAt: string };
 
 export interface DeviceLoginResult {
   user: string;
@@ -38,14 +24,14 @@ export async function deviceLogin(deps: {
   sleep?: (ms: number) => Promise<void>;
 }): Promise<DeviceLoginResult> {
   const sleep = deps.sleep ?? sleepFor;
-  const config = await deps.client.get<AuthConfig>("/v1/auth/config");
+  const config = await deps.client.get("/v1/auth/config", authConfigReply);
   if (!config.oidc.enabled) {
     throw new FirebreakError(
       "OIDC_NOT_CONFIGURED",
       `${deps.client.url} has no OIDC sign-in configured; use 'firebreak login --token <token>' with a token from an administrator`,
     );
   }
-  const started = await deps.client.post<DeviceStart>("/v1/auth/oidc/device/start", {});
+  const started = await deps.client.post("/v1/auth/oidc/device/start", {}, deviceStartReply);
   const open = started.verificationUriComplete ?? started.verificationUri;
   deps.instruct(
     `To sign in, open this address in a browser:\n\n  ${safeText(open)}\n\nand check that it shows the code ${safeText(started.userCode)}. Waiting (until ${safeText(started.expiresAt)})…`,
@@ -54,9 +40,11 @@ export async function deviceLogin(deps: {
   let interval = Math.max(1, started.interval);
   for (;;) {
     await sleep(interval * 1000);
-    const polled = await deps.client.post<DevicePoll>("/v1/auth/oidc/device/poll", {
-      handle: started.handle,
-    });
+    const polled = await deps.client.post(
+      "/v1/auth/oidc/device/poll",
+      { handle: started.handle },
+      devicePollReply,
+    );
     if (polled.status === "complete") return polled;
     interval = Math.max(interval, polled.interval);
   }

@@ -277,6 +277,6 @@ export function lintConfig(config: FirebreakConfig): Finding[] {
 }
 
 /** True when any finding is at least as severe as `threshold` (what makes `firebreak lint` exit 1). */
-export function failsAt(findings: readonly Finding[], threshold: Severity): boolean {
+export function failsAt(findings: readonly Pick<Finding, "severity">[], threshold: Severity): boolean {
   return findings.some((f) => SEVERITIES.indexOf(f.severity) <= SEVERITIES.indexOf(threshold));
 }

@@ -1,12 +1,21 @@
 import { writeFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import type { z } from "zod";
-import type { blastRadiusReply, reachabilityReply } from "../api/segmentation.schema.js";
+import { desiredStateReply } from "../api/enforcement.schema.js";
+import {
+  type BlastRadius,
+  blastRadiusReply,
+  lintReply,
+  type Reachability,
+  reachabilityReply,
+} from "../api/segmentation.schema.js";
+import { zonesReply } from "../api/zones.schema.js";
+import type { Client } from "../cli/client.js";
 import { formatIssue, loadConfigFile } from "../config/load.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { EXPORT_FORMATS, type ExportFormat, exportPolicies } from "../exporters/exporters.js";
 import { compilePolicy, resourcesForGrant } from "../policy/engine.js";
-import { type Finding, failsAt, lintConfig, SEVERITIES, type Severity } from "./lint.js";
+import { failsAt, lintConfig, SEVERITIES, type Severity } from "./lint.js";
 import { buildNetworkState, type NetworkState, networkStateSchema, standingState } from "./network-state.js";
 import { analyseZone, blastRadiusChange, buildReachabilityGraph } from "./reachability.js";
 import { hypotheticalPaths } from "./what-if.js";
@@ -18,12 +27,11 @@ import { hypotheticalPaths } from "./what-if.js";
 
 export interface CliContext {
   emit(json: unknown, human: () => string): void;
-  client(): Promise<{ get<T>(path: string): Promise<T>; post<T>(path: string, body?: unknown): Promise<T> }>;
+  client(): Promise<Pick<Client, "get" | "post">>;
   fail(message: string, code: string): Error;
 }
 
-type Reachability = z.infer<typeof reachabilityReply>;
-type BlastRadius = z.infer<typeof blastRadiusReply>;
+type LintFinding = z.infer<typeof lintReply>["findings"][number];
 
 async function loadOffline(path: string, context: CliContext): Promise<FirebreakConfig> {
   const loaded = await loadConfigFile(path);
@@ -56,7 +64,7 @@ function describeReach(result: Reachability): string {
   return lines.join("\n");
 }
 
-function describeFindings(findings: readonly Finding[]): string {
+function describeFindings(findings: readonly LintFinding[]): string {
   if (findings.length === 0) return "no findings";
   const lines = findings.map(
     (f) => `${f.severity.toUpperCase().padEnd(6)} ${f.code.padEnd(24)} ${f.path}: ${f.message}`,
@@ -72,13 +80,17 @@ export async function blastRadiusFor(
 ): Promise<BlastRadius> {
   if (!options.config) {
     const c = await context.client();
-    const { zones } = await c.get<{ zones: { name: string }[] }>("/v1/zones");
+    const { zones } = await c.get("/v1/zones", zonesReply);
     const isZone = zones.some((z) => z.name === options.target);
-    return c.post<BlastRadius>("/v1/zones/blast-radius", {
-      ...(isZone ? { zone: options.target } : { resource: options.target }),
-      role: options.role,
-      ...(options.sourceZone ? { sourceZone: options.sourceZone } : {}),
-    });
+    return c.post(
+      "/v1/zones/blast-radius",
+      {
+        ...(isZone ? { zone: options.target } : { resource: options.target }),
+        role: options.role,
+        ...(options.sourceZone ? { sourceZone: options.sourceZone } : {}),
+      },
+      blastRadiusReply,
+    );
   }
   const config = await loadOffline(options.config, context);
   const isResource = Object.hasOwn(config.resources ?? {}, options.target);
@@ -150,8 +162,9 @@ export function registerSegmentationCommands(program: Command, context: CliConte
         if (!analysed) throw context.fail(`no zone '${zone}' in ${options.config}`, "NOT_FOUND");
         result = { ...analysed, includesGrants: false };
       } else {
-        result = await (await context.client()).get<Reachability>(
+        result = await (await context.client()).get(
           `/v1/zones/${encodeURIComponent(zone)}/reachability?grants=${options.grants}`,
+          reachabilityReply,
         );
       }
       context.emit(result, () => describeReach(result));
@@ -169,7 +182,7 @@ export function registerSegmentationCommands(program: Command, context: CliConte
     .action(async (options: { config?: string; failOn: Severity }) => {
       const findings = options.config
         ? lintConfig(await loadOffline(options.config, context))
-        : (await (await context.client()).get<{ findings: Finding[] }>("/v1/lint")).findings;
+        : (await (await context.client()).get("/v1/lint", lintReply)).findings;
       context.emit({ findings, failOn: options.failOn }, () => describeFindings(findings));
       if (failsAt(findings, options.failOn)) process.exitCode = 1;
     });
@@ -200,8 +213,9 @@ export function registerSegmentationCommands(program: Command, context: CliConte
             Date.now(),
           );
         } else {
-          const reply = await (await context.client()).get<{ state: unknown }>(
+          const reply = await (await context.client()).get(
             "/v1/enforcement/desired-state",
+            desiredStateReply,
           );
           state = networkStateSchema.parse(reply.state);
         }
