@@ -13,6 +13,9 @@ export function secretAad(effectId: string): string {
 
 type RefusalCode = "NOT_FOUND" | "FORBIDDEN" | "ALREADY_DELIVERED" | "INVALID_STATE";
 
+/** Thrown inside the delivering transaction to undo it: another delivery wiped the secrets first. */
+class DeliveredElsewhere extends Error {}
+
 /** Hands a grant's credentials to its owner: the one way an issued secret leaves the server. */
 export function createCredentialDelivery(deps: {
   db: Db;
@@ -51,29 +54,39 @@ export function createCredentialDelivery(deps: {
         await refuse("FORBIDDEN", "only the grant's owner can fetch its credential");
       if (grant.state !== "active")
         await refuse("INVALID_STATE", `the grant is ${grant.state}; its credential no longer exists`);
-      const delivered = await deps.inTransaction(async (unit) => {
-        const effects = (await listEffects(unit.tx, id)).filter(
-          (e) => !e.connector.startsWith(PATH_CONNECTOR_PREFIX),
-        );
-        if (effects.some((e) => e.deliveredAt !== null)) return null;
-        const credentials = effects.map((e) => ({
-          resource: e.resource,
-          connector: e.connector,
-          state: e.state,
-          detail: Object.fromEntries(Object.entries(e.detail).filter(([key]) => key !== "publicKey")),
-          secret: e.secretEnc ? deps.box.open(e.secretEnc, secretAad(e.id)) : null,
-        }));
-        await markDelivered(unit.tx, id, unit.now);
-        await unit.audit({
-          type: "credential.delivered",
-          actor: principal.name,
-          zone: grant.zone,
-          resource: grant.resource,
-          subject: grant.id,
-          context: { grant: grant.id, resources: credentials.map((c) => c.resource) },
+      const delivered = await deps
+        .inTransaction(async (unit) => {
+          const effects = (await listEffects(unit.tx, id)).filter(
+            (e) => !e.connector.startsWith(PATH_CONNECTOR_PREFIX),
+          );
+          if (effects.some((e) => e.deliveredAt !== null)) return null;
+          // PostgreSQL lets a second fetch read the same rows before the first commits its wipe; the
+          // second one's wipe then finds them gone. Only the fetch that wiped every secret it read
+          // may show them.
+          const sealed = effects.filter((e) => e.secretEnc !== null).map((e) => e.id);
+          if ((await markDelivered(unit.tx, id, sealed, unit.now)) !== sealed.length)
+            throw new DeliveredElsewhere();
+          const credentials = effects.map((e) => ({
+            resource: e.resource,
+            connector: e.connector,
+            state: e.state,
+            detail: Object.fromEntries(Object.entries(e.detail).filter(([key]) => key !== "publicKey")),
+            secret: e.secretEnc ? deps.box.open(e.secretEnc, secretAad(e.id)) : null,
+          }));
+          await unit.audit({
+            type: "credential.delivered",
+            actor: principal.name,
+            zone: grant.zone,
+            resource: grant.resource,
+            subject: grant.id,
+            context: { grant: grant.id, resources: credentials.map((c) => c.resource) },
+          });
+          return credentials;
+        })
+        .catch((error: unknown) => {
+          if (error instanceof DeliveredElsewhere) return null;
+          throw error;
         });
-        return credentials;
-      });
       if (!delivered)
         await refuse(
           "ALREADY_DELIVERED",

@@ -433,14 +433,22 @@ function toEffect(row: GrantEffectsTable): GrantEffect {
 }
 
 /**
- * Marks the grant's secrets delivered and wipes them: each is shown exactly once. Effects that
+ * Marks the grant's secrets in `effectIds` delivered and wipes them: each is shown exactly once.
+ * Returns how many it wiped; fewer than asked means another delivery took them first. Effects that
  * hold no secret (an address, a login name) stay undelivered, so they can be shown again.
  */
-export async function markDelivered(db: Executor, grantId: string, now: number): Promise<number> {
+export async function markDelivered(
+  db: Executor,
+  grantId: string,
+  effectIds: readonly string[],
+  now: number,
+): Promise<number> {
+  if (effectIds.length === 0) return 0;
   const result = await db
     .updateTable("grant_effects")
     .set({ delivered_at: now, secret_enc: null })
     .where("grant_id", "=", grantId)
+    .where("id", "in", [...effectIds])
     .where("delivered_at", "is", null)
     .where("secret_enc", "is not", null)
     .executeTakeFirst();

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, DIALECTS, type TestDatabase } from "../../test/support/databases.js";
 import { listAuditEvents } from "../audit/audit.repo.js";
@@ -251,6 +252,36 @@ type Process = ReturnType<typeof createProcess>;
 
 async function events(db: Db, type?: string): Promise<AuditEvent[]> {
   return listAuditEvents(db, { limit: 1000, ...(type ? { type } : {}) });
+}
+
+/**
+ * Locks a grant's effect rows from a connection of its own, so that transactions updating them
+ * queue behind it; released once `count` of them are waiting, they then run in turn.
+ */
+async function holdRows(url: string, grantId: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query("BEGIN");
+  await client.query("SELECT id FROM grant_effects WHERE grant_id = $1 FOR UPDATE", [grantId]);
+  return {
+    async releaseWhenWaiting(count: number) {
+      try {
+        for (let polls = 0; ; polls++) {
+          // Statistics are read once per transaction unless the snapshot is dropped.
+          await client.query("SELECT pg_stat_clear_snapshot()");
+          const { rows } = await client.query<{ waiting: number }>(
+            "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+          );
+          if ((rows[0]?.waiting ?? 0) >= count) break;
+          if (polls > 500) throw new Error(`only ${rows[0]?.waiting} transactions reached the rows`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await client.query("COMMIT");
+      } finally {
+        await client.end();
+      }
+    },
+  };
 }
 
 /** Each effect's state by connector: the order of a grant's effects is not defined. */
@@ -600,6 +631,30 @@ describe.each(DIALECTS)("grant lifecycle on %s", (dialect) => {
 
     await one.grants.revoke(alice, grant.id, "done with it");
     expect(await codeOf(one.grants.deliverCredential(alice, grant.id))).toBe("INVALID_STATE");
+  });
+
+  it("shows a secret to only one of two fetches racing for it", async () => {
+    const two = secondProcess();
+    const grant = await activeGrant(one);
+    const [secret] = one.target.secrets;
+    // On PostgreSQL both fetches must have read the rows before either wipes them: hold the rows
+    // until both wait on them. SQLite runs one transaction at a time, so the race is the order.
+    const hold = dialect === "postgres" ? await holdRows((database as TestDatabase).url, grant.id) : null;
+    const racing = Promise.allSettled([
+      one.grants.deliverCredential(alice, grant.id),
+      two.grants.deliverCredential(alice, grant.id),
+    ]);
+    await hold?.releaseWhenWaiting(2);
+    const results = await racing;
+
+    const shown = results.flatMap((r) => (r.status === "fulfilled" ? r.value.credentials : []));
+    expect(shown.map((c) => c.secret)).toEqual([secret]);
+    const refused = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+    expect(refused.map((e) => (e instanceof FirebreakError ? e.code : e))).toEqual(["ALREADY_DELIVERED"]);
+    expect(await events(one.db, "credential.delivered")).toHaveLength(1);
+    expect((await events(one.db, "credential.delivery_refused")).map((e) => e.context.reason)).toEqual([
+      "ALREADY_DELIVERED",
+    ]);
   });
 
   it("shows a credential that holds no secret to its owner again", async () => {
