@@ -3,6 +3,7 @@ import type { Db } from "../db/types.js";
 import { createNftRunner } from "../enforcers/nftables/nft.js";
 import { createNftablesEnforcer } from "../enforcers/nftables/nftables.enforcer.js";
 import type { EnforcerKind } from "../plugins/contracts.js";
+import { checkEnforcerOptions } from "../plugins/enforcer-options.js";
 import { enforcerRegistry } from "../plugins/registry.js";
 import type { Clock } from "../shared/clock.js";
 import type { EventBus } from "../shared/events.js";
@@ -40,6 +41,7 @@ export function createEnforcement(deps: {
   };
 }) {
   const kind = deps.options?.kind ?? "log";
+  checkEnforcerOptions(kind, { netns: deps.options?.netns, table: deps.options?.table });
   const service = createEnforcementService({
     db: deps.db,
     clock: deps.clock,

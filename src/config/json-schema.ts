@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { configSchema } from "./schema.js";
+import { configSchema, isPlannedResourceBranch, RESOURCE_TYPES } from "./schema.js";
 
 export const CONFIG_SCHEMA_ID = "urn:firebreak:config:1";
 
@@ -12,6 +12,15 @@ export function configJsonSchema(): Record<string, unknown> {
   const { $schema: _draft, ...generated } = z.toJSONSchema(configSchema, {
     io: "input",
     unrepresentable: "any",
+    // A planned resource type matches nothing, so an editor flags it as `validate` would.
+    override: ({ zodSchema, jsonSchema }) => {
+      if (!isPlannedResourceBranch(zodSchema)) return;
+      for (const key of Object.keys(jsonSchema)) delete (jsonSchema as Record<string, unknown>)[key];
+      Object.assign(jsonSchema, {
+        description: `Not implemented in this build; resource types are: ${RESOURCE_TYPES.join(", ")}`,
+        not: {},
+      });
+    },
   });
   return {
     $schema: "https://json-schema.org/draft/2020-12/schema",

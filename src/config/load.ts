@@ -3,10 +3,11 @@ import { readFile, stat } from "node:fs/promises";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from "yaml";
 import type { z } from "zod";
 import { canonicalJson } from "../audit/chain.js";
-import { parsePrivilege } from "../connectors/mariadb/mariadb.privileges.js";
-import { PRINCIPAL_PATTERN as SSH_PRINCIPAL_PATTERN } from "../connectors/ssh/ssh-input.js";
+import type { ConfigPath, ResourceSettings, SettingsReport, SignalSettings } from "../plugins/contracts.js";
+import { resourceSettings, signalSettings } from "../plugins/settings.js";
 import { CelCompileError, compileCondition, didYouMean } from "../policy/cel.js";
 import { parseDuration } from "./duration.js";
+import { kindsLabel, whenMissing } from "./primitives.js";
 import { configSchema, type FirebreakConfig, NAME_PATTERN } from "./schema.js";
 
 /**
@@ -153,8 +154,14 @@ class Reporter {
   schemaIssue(issue: z.core.$ZodIssue, raw: unknown): void {
     const path = issue.path.filter((segment): segment is Segment => typeof segment !== "symbol");
     if (issue.code === "unrecognized_keys") {
-      const allowed = allowedKeys(path);
+      const allowed = allowedKeys(path, raw);
       for (const key of issue.keys) {
+        // A key of another kind's settings (`rotate` on a syslog sink) is misplaced, not misspelt.
+        const elsewhere = kindsAccepting(path, key, raw);
+        if (elsewhere !== undefined) {
+          this.add(this.errors, [...path, key], "key", `expected '${key}' only on ${elsewhere}`);
+          continue;
+        }
         const hint = allowed.length > 0 ? `; expected one of: ${allowed.join(", ")}` : "";
         this.add(this.errors, [...path, key], "key", `unknown key${didYouMean(key, allowed)}${hint}`);
       }
@@ -165,8 +172,11 @@ class Reporter {
       return;
     }
     const value = valueAt(raw, path);
-    if (value === undefined && path.length > 0 && issue.code !== "custom") {
-      const expected = expectedAt(path, issue.message);
+    const ownWords = value === undefined ? missingPhraseAt(path, raw) : undefined;
+    if (ownWords !== undefined) {
+      this.add(this.errors, path, "at", `expected ${ownWords}`);
+    } else if (value === undefined && path.length > 0 && issue.code !== "custom") {
+      const expected = expectedAt(path, issue.message, raw);
       this.add(this.errors, path, "at", `missing required key '${path.at(-1)}': expected ${expected}`);
     } else if (issue.code === "invalid_type") {
       this.add(this.errors, path, "at", `expected ${issue.message}, got ${describeKind(value)}`);
@@ -299,38 +309,112 @@ type SchemaDef = Record<string, unknown> & { type: string };
 const defOf = (schema: unknown): SchemaDef | undefined =>
   (schema as { _zod?: { def?: SchemaDef } } | undefined)?._zod?.def;
 
-/** The schema that validates the value at `path`, past wrappers that do not change its shape. */
-function schemaAt(path: readonly Segment[]): z.ZodType | undefined {
+/** `schema` past wrappers that do not change its shape. */
+function unwrap(schema: unknown): unknown {
+  for (let def = defOf(schema); def !== undefined; def = defOf(schema)) {
+    if (["optional", "default", "nullable", "prefault"].includes(def.type)) schema = def.innerType;
+    else if (def.type === "pipe") schema = def.in;
+    else break;
+  }
+  return schema;
+}
+
+/** The option of a discriminated union that `value` selects by its discriminator, if any. */
+function optionFor(def: SchemaDef, value: unknown): unknown {
+  const discriminator = def.discriminator as string;
+  const tag = isRaw(value) ? value[discriminator] : undefined;
+  return (def.options as unknown[]).find((option) =>
+    (option as { _zod: { propValues?: Record<string, Set<unknown>> } })._zod.propValues?.[discriminator]?.has(
+      tag,
+    ),
+  );
+}
+
+/** One step into `schema` along `segment`; a discriminated union is entered only through its option. */
+function childOf(schema: unknown, segment: Segment): unknown {
+  const def = defOf(schema);
+  if (def?.type === "object") return (def.shape as Record<string, unknown>)[segment];
+  if (def?.type === "array") return def.element;
+  if (def?.type === "record") return def.valueType;
+  return undefined;
+}
+
+/**
+ * The schema that validates the value at `path`, past wrappers that do not change its shape. A
+ * discriminated union (`resources.NAME`, `audit.sinks[N]`) resolves to the option the document's
+ * `type` selects, so each kind's own keys are the ones named.
+ */
+function schemaAt(path: readonly Segment[], raw: unknown): z.ZodType | undefined {
   let schema: unknown = configSchema;
   for (let index = 0; ; index++) {
-    for (let def = defOf(schema); def !== undefined; def = defOf(schema)) {
-      if (["optional", "default", "nullable", "prefault"].includes(def.type)) schema = def.innerType;
-      else if (def.type === "pipe") schema = def.in;
-      else break;
-    }
-    const def = defOf(schema);
-    if (def === undefined) return undefined;
+    schema = unwrap(schema);
+    const union = defOf(schema);
+    if (union?.type === "union" && union.discriminator !== undefined)
+      schema = unwrap(optionFor(union, valueAt(raw, path.slice(0, index))));
+    if (defOf(schema) === undefined) return undefined;
     if (index === path.length) return schema as z.ZodType;
-    const segment = path[index] as Segment;
-    if (def.type === "object") schema = (def.shape as Record<string, unknown>)[segment];
-    else if (def.type === "array") schema = def.element;
-    else if (def.type === "record") schema = def.valueType;
-    else return undefined;
+    schema = childOf(schema, path[index] as Segment);
   }
 }
 
 /** The keys an object accepts at `path`, for "unknown key" messages. */
-function allowedKeys(path: readonly Segment[]): string[] {
-  const def = defOf(schemaAt(path));
+function allowedKeys(path: readonly Segment[], raw: unknown): string[] {
+  const def = defOf(schemaAt(path, raw));
   return def?.type === "object" ? Object.keys(def.shape as object) : [];
+}
+
+/**
+ * For a key the object at `path` does not accept: the other kinds whose settings have it at the
+ * same place, as the enclosing union names them ("a file sink"); undefined when none has.
+ */
+function kindsAccepting(path: readonly Segment[], key: string, raw: unknown): string | undefined {
+  let schema: unknown = configSchema;
+  let found: { union: unknown; at: number } | undefined;
+  for (let index = 0; index <= path.length; index++) {
+    schema = unwrap(schema);
+    const union = defOf(schema);
+    if (union?.type === "union" && union.discriminator !== undefined) {
+      found = { union: schema, at: index };
+      schema = unwrap(optionFor(union, valueAt(raw, path.slice(0, index))));
+    }
+    if (index < path.length) schema = childOf(schema, path[index] as Segment);
+  }
+  if (found === undefined) return undefined;
+  const label = kindsLabel.get(found.union as z.ZodType);
+  const def = defOf(found.union) as SchemaDef;
+  const discriminator = def.discriminator as string;
+  const chosen = optionFor(def, valueAt(raw, path.slice(0, found.at)));
+  const kinds: string[] = [];
+  for (const option of def.options as unknown[]) {
+    if (option === chosen) continue;
+    let inner: unknown = option;
+    for (const segment of path.slice(found.at)) inner = childOf(unwrap(inner), segment);
+    const innerDef = defOf(unwrap(inner));
+    if (innerDef?.type !== "object" || !Object.hasOwn(innerDef.shape as object, key)) continue;
+    const tags = (option as { _zod: { propValues?: Record<string, Set<unknown>> } })._zod.propValues?.[
+      discriminator
+    ];
+    for (const tag of tags ?? []) kinds.push(String(tag));
+  }
+  if (kinds.length === 0 || label === undefined) return undefined;
+  return label.describe(kinds);
+}
+
+/** The plug-in's own phrase for a required setting left out, when it gave one. */
+function missingPhraseAt(path: readonly Segment[], raw: unknown): string | undefined {
+  if (path.length === 0) return undefined;
+  const parent = defOf(schemaAt(path.slice(0, -1), raw));
+  if (parent?.type !== "object") return undefined;
+  const schema = (parent.shape as Record<string, unknown>)[path.at(-1) as Segment];
+  return schema === undefined ? undefined : whenMissing.get(schema as z.ZodType)?.expected;
 }
 
 /**
  * What a missing value should have been. Validating an empty placeholder against the schema at
  * `path` yields the schema's own phrasing ("a duration such as '90s'…") rather than "a string".
  */
-function expectedAt(path: readonly Segment[], fallback: string): string {
-  const schema = schemaAt(path);
+function expectedAt(path: readonly Segment[], fallback: string, raw: unknown): string {
+  const schema = schemaAt(path, raw);
   const type = defOf(schema)?.type;
   const placeholder = type === "string" ? "" : undefined;
   if (schema === undefined || placeholder === undefined) return fallback;
@@ -376,6 +460,10 @@ const expectation: z.core.$ZodErrorMap = (issue) => {
     case "invalid_format":
       return issue.format === "url" ? "a URL such as 'https://sso.example.com'" : `a valid ${issue.format}`;
     case "invalid_union": {
+      // A discriminated union whose `type` (or other tag) matches none of its kinds.
+      const kinds = (issue as { options?: readonly unknown[] }).options;
+      if (issue.errors.length === 0 && kinds !== undefined)
+        return `one of ${kinds.map((kind) => `'${String(kind)}'`).join(", ")}`;
       const alternatives = new Set(issue.errors.map((branch) => branch[0]?.message ?? "another value"));
       return [...alternatives].join(" or ");
     }
@@ -424,7 +512,7 @@ const URL_WITH_PASSWORD = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/;
 
 function checkReferences(raw: unknown, report: Reporter): void {
   if (!isRaw(raw)) return;
-  checkPrototypeKeys(raw, [], report);
+  checkPrototypeKeys(raw, [], report, raw);
   const error = (path: Segment[], message: string) => report.add(report.errors, path, "at", message);
   const warn = (path: Segment[], message: string) => report.add(report.warnings, path, "at", message);
 
@@ -437,7 +525,6 @@ function checkReferences(raw: unknown, report: Reporter): void {
       roles: new Set(entriesOf(body.roles).map(([role]) => role)),
     });
   }
-  checkConnectorSettings(raw, error);
   const users = new Set<string>();
   const groups = new Set<string>();
   const directory = isRaw(raw.directory) ? raw.directory : {};
@@ -542,6 +629,13 @@ function checkReferences(raw: unknown, report: Reporter): void {
       );
     }
   };
+
+  const settingsReport: SettingsReport = {
+    error: (path, message) => error([...path], message),
+    warn: (path, message) => warn([...path], message),
+    zone: (path, value) => zone([...path], value),
+  };
+  checkPluginSettings(raw, settingsReport);
 
   for (const name of ["administrators", "auditors", "agents"] as const) {
     each(raw[name], (ref, index) => principal([name, index], ref));
@@ -669,11 +763,6 @@ function checkReferences(raw: unknown, report: Reporter): void {
     }
   }
 
-  const signals = isRaw(raw.signals) ? raw.signals : {};
-  const pagerduty = isRaw(signals.pagerduty) ? signals.pagerduty : {};
-  for (const [service, value] of entriesOf(pagerduty.services))
-    zone(["signals", "pagerduty", "services", service], value);
-
   const audit = isRaw(raw.audit) ? raw.audit : {};
   const sinkNames = new Set<string>();
   each(audit.sinks, (sink, index) => {
@@ -707,17 +796,17 @@ function checkReferences(raw: unknown, report: Reporter): void {
  * zod drops a `__proto__` key from a record without a word, so a zone or user of that name would
  * vanish silently; name it as an error instead. Strict objects already report it as unknown.
  */
-function checkPrototypeKeys(value: unknown, path: Segment[], report: Reporter): void {
+function checkPrototypeKeys(value: unknown, path: Segment[], report: Reporter, root: unknown): void {
   if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) checkPrototypeKeys(item, [...path, index], report);
+    for (const [index, item] of value.entries()) checkPrototypeKeys(item, [...path, index], report, root);
     return;
   }
   if (!isRaw(value)) return;
   for (const [key, child] of Object.entries(value)) {
-    if (key === "__proto__" && defOf(schemaAt(path))?.type === "record") {
+    if (key === "__proto__" && defOf(schemaAt(path, root))?.type === "record") {
       report.add(report.errors, [...path, key], "key", "expected a name; '__proto__' is reserved");
     }
-    if (path.length < MAX_PATH_SEGMENTS) checkPrototypeKeys(child, [...path, key], report);
+    if (path.length < MAX_PATH_SEGMENTS) checkPrototypeKeys(child, [...path, key], report, root);
   }
 }
 
@@ -738,58 +827,36 @@ function listOf(names: Iterable<string>): string {
 }
 
 /**
- * What a connector would refuse at activation is refused here, when the file is checked: MariaDB
- * privilege lists that do not parse, SSH principals outside the safe alphabet, and two resources
- * sharing one target and one account prefix (their reconcilers would revoke each other's accounts).
+ * Each plug-in's own load-time checks (what its connector, sink or source would refuse later is
+ * refused here, when the file is checked), and the one check across plug-ins: two resources whose
+ * connectors claim accounts by prefix must not share a target and a prefix, or their reconcilers
+ * would revoke each other's accounts.
  */
-function checkConnectorSettings(
-  raw: Record<string, unknown>,
-  error: (path: Segment[], message: string) => void,
-): void {
+function checkPluginSettings(raw: Record<string, unknown>, report: SettingsReport): void {
   const owners = new Map<string, string>();
   for (const [name, resource] of entriesOf(raw.resources)) {
     if (!isRaw(resource)) continue;
     const type = stringOf(resource.type);
+    if (type === undefined || !Object.hasOwn(resourceSettings, type)) continue;
+    const settings: ResourceSettings = resourceSettings[type as keyof typeof resourceSettings];
+    const path: ConfigPath = ["resources", name];
+    settings.check?.(resource, path, report);
     const connection = isRaw(resource.connection) ? resource.connection : {};
-    for (const [role, settings] of entriesOf(resource.roles)) {
-      if (!isRaw(settings)) continue;
-      if (type === "mariadb") {
-        itemsOf(settings.privileges).forEach((entry, index) => {
-          if (typeof entry !== "string") return;
-          try {
-            parsePrivilege(entry, stringOf(connection.controlDatabase) ?? "firebreak");
-          } catch (problem) {
-            error(["resources", name, "roles", role, "privileges", index], (problem as Error).message);
-          }
-        });
-      }
-      if (type === "ssh") {
-        itemsOf(settings.principals).forEach((principal, index) => {
-          if (typeof principal === "string" && !SSH_PRINCIPAL_PATTERN.test(principal)) {
-            error(
-              ["resources", name, "roles", role, "principals", index],
-              "an SSH principal of lowercase letters, digits, '_', '.' or '-'",
-            );
-          }
-        });
-      }
-    }
-    // Without a role to receive them, 'reassign' would quietly drop what a grant's login created.
-    if (type === "postgres" && resource.ownedObjects === "reassign" && resource.reassignTo === undefined)
-      error(
-        ["resources", name, "ownedObjects"],
-        "ownedObjects 'reassign' needs reassignTo: the PostgreSQL role that receives what a grant's login role owns",
-      );
     const url = stringOf(connection.url);
-    if (url && (type === "postgres" || type === "mariadb")) {
+    if (url && settings.prefixedAccounts === true) {
       const key = `${type} ${url} ${stringOf(resource.namePrefix) ?? "fb_"}`;
       const other = owners.get(key);
       if (other)
-        error(
-          ["resources", name, "namePrefix"],
+        report.error(
+          [...path, "namePrefix"],
           `resource '${other}' already manages accounts with this prefix on the same target; give one of them its own namePrefix`,
         );
       else owners.set(key, name);
     }
+  }
+  const signals = isRaw(raw.signals) ? raw.signals : {};
+  for (const [kind, settings] of Object.entries(signalSettings) as [string, SignalSettings][]) {
+    const section = signals[kind];
+    if (isRaw(section)) settings.check?.(section, ["signals", kind], report);
   }
 }

@@ -1,86 +1,52 @@
 import { z } from "zod";
-import { parseDuration } from "./duration.js";
-import { DURATION_HINT, DURATION_PATTERN, PORT_SPEC_PATTERN, parsePortSpec } from "./patterns.js";
+import type { ResourceSettings, SinkSettings } from "../plugins/contracts.js";
+import { plannedResourceTypes, resourceSettings, signalSettings, sinkSettings } from "../plugins/settings.js";
+import {
+  addressSchema,
+  alternatives,
+  celSchema,
+  cidrSchema,
+  delaySchema,
+  durationSchema,
+  groupNameSchema,
+  kindsLabel,
+  nameSchema,
+  portSpecSchema,
+  principalRefSchema,
+  SEVERITIES,
+  secretRefSchema,
+  userNameSchema,
+} from "./primitives.js";
 
 /**
  * The shape of `firebreak.yaml`. This file is the single source of truth for the configuration:
  * the loader validates against it, `firebreak schema` prints it as JSON Schema, and every other
  * module reads the parsed `FirebreakConfig` type.
  *
- * Names that later become SQL identifiers, firewall rule names or shell words are restricted to a
- * safe alphabet here, at the edge, so that no zone or role name can ever become syntax.
+ * What a resource, sink or signal source of one kind says is that plug-in's to declare, in its own
+ * settings file; the sections here are built from the registries in `plugins/settings.ts` as
+ * discriminated unions on `type`. The value types (names, references, durations) are in
+ * `primitives.ts`, re-exported here for the modules that read them from this file.
  */
 
-/** Zones, resources, roles, policies, groups: lowercase DNS-label style, 1–63 characters. */
-export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
-/** User names: letters, digits and `._@-`, starting with a letter or digit, at most 128 characters. */
-export const USER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
-
-export const nameSchema = z
-  .string()
-  .regex(
-    NAME_PATTERN,
-    "a name of 1-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit",
-  );
-export const userNameSchema = z
-  .string()
-  .regex(USER_PATTERN, "a user name of 1-128 letters, digits, '.', '_', '@' or '-'");
-export const groupNameSchema = nameSchema;
-
-/** `group:NAME` or `user:NAME`. */
-export const principalRefSchema = z
-  .string()
-  .regex(
-    /^(group:[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?|user:[A-Za-z0-9][A-Za-z0-9._@-]{0,127})$/,
-    "a principal reference such as 'group:sre' or 'user:alice'",
-  );
-export type PrincipalRef = z.infer<typeof principalRefSchema>;
-
-/** `env:NAME` or `file:/absolute/path`; secrets are never written in the file itself. */
-export const secretRefSchema = z
-  .string()
-  .regex(
-    /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/.+)$/,
-    "a secret reference 'env:NAME' or 'file:/absolute/path'",
-  );
-export type SecretRef = z.infer<typeof secretRefSchema>;
-
-/** `90s`, `15m`, `1h`, `7d`; parsed to milliseconds. */
-export const durationSchema = z
-  .string()
-  .regex(DURATION_PATTERN, DURATION_HINT)
-  .transform((text) => parseDuration(text));
-
-const cidrSchema = z
-  .string()
-  .regex(
-    /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\/(3[0-2]|[12]?\d)$|^[0-9a-fA-F:]+\/(12[0-8]|1[01]\d|[1-9]?\d)$/,
-    "an IPv4 or IPv6 CIDR such as '10.20.0.0/24'",
-  );
-
-/** `tcp/5432`, `udp/53`, `tcp/8000-8100`. */
-export const portSpecSchema = z
-  .string()
-  .regex(PORT_SPEC_PATTERN, "a port such as 'tcp/5432', 'udp/53' or 'tcp/8000-8100'")
-  // A malformed spec is the regex's to report; one issue per mistake.
-  .refine(
-    (spec) => !PORT_SPEC_PATTERN.test(spec) || parsePortSpec(spec) !== null,
-    "ports from 1 to 65535, a range written low-high",
-  );
-
-const ADDRESS = /^([A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\]):([1-9][0-9]{0,4})$/;
-
-/** `host:port` where host is an IPv4 address, a bracketed IPv6 address or a DNS name. */
-const addressSchema = z
-  .string()
-  .regex(ADDRESS, "an address such as '10.30.0.5:5432'")
-  .refine((address) => Number(ADDRESS.exec(address)?.[2] ?? 0) <= 65_535, "a port from 1 to 65535");
-
-/** A CEL expression over `principal`, `request`, `signals` and `now`; compiled by the policy module. */
-export const celSchema = z
-  .string()
-  .min(1, "a CEL expression")
-  .max(4096, "a CEL expression of at most 4096 characters");
+export { SYSLOG_FACILITIES } from "../audit/sinks/syslog.settings.js";
+export {
+  addressSchema,
+  celSchema,
+  durationSchema,
+  groupNameSchema,
+  NAME_PATTERN,
+  nameSchema,
+  type PrincipalRef,
+  portSpecSchema,
+  principalRefSchema,
+  SEVERITIES,
+  type SecretRef,
+  type Severity,
+  secretRefSchema,
+  USER_PATTERN,
+  userNameSchema,
+} from "./primitives.js";
 
 const labelsSchema = z.record(
   z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/, "a label key"),
@@ -104,48 +70,67 @@ export const flowSchema = z.strictObject({
   description: z.string().max(500).optional(),
 });
 
-export const RESOURCE_TYPES = ["log", "postgres", "mariadb", "ssh", "http"] as const;
-export type ResourceType = (typeof RESOURCE_TYPES)[number];
+export type ResourceType = keyof typeof resourceSettings;
+/** The resource types this build implements, in the order `validate` lists them. */
+export const RESOURCE_TYPES = Object.keys(resourceSettings) as ResourceType[];
 
-/** A role on a resource: connector-specific settings such as `grants` (database roles) or `principals` (SSH). */
-const resourceRoleSchema = z.strictObject({
-  grants: z.array(z.string().min(1).max(63)).optional(),
-  principals: z.array(z.string().min(1).max(63)).optional(),
-  privileges: z.array(z.string().min(1).max(200)).optional(),
-  allowForwarding: z.boolean().optional(),
-  description: z.string().max(500).optional(),
-});
+const atLeastOneRole = (roles: Record<string, unknown>) => Object.keys(roles).length > 0;
 
-export const resourceSchema = z.strictObject({
-  zone: nameSchema,
-  type: z.enum(RESOURCE_TYPES),
-  description: z.string().max(500).optional(),
-  address: addressSchema.optional(),
-  connection: z
-    .record(
-      z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,62}$/),
-      z.union([secretRefSchema, z.string().max(1000)]),
-    )
-    .optional(),
-  /**
-   * Prefix of every account Firebreak creates on this target (default `fb_`). The reconciler treats
-   * every account with the prefix as Firebreak's, so two Firebreak installations sharing a target
-   * need different prefixes.
-   */
-  namePrefix: z
-    .string()
-    .regex(
-      /^[a-z][a-z0-9]{0,7}_$/,
-      "a prefix of 1-8 lowercase letters or digits followed by '_', such as 'fb_'",
-    )
-    .optional(),
-  /** PostgreSQL: what happens to objects a grant's login role created, at revoke (default: drop them). */
-  ownedObjects: z.enum(["drop", "reassign"]).optional(),
-  /** PostgreSQL: the role that receives those objects when `ownedObjects` is `reassign`. */
-  reassignTo: z.string().min(1).max(63).optional(),
-  roles: z
-    .record(nameSchema, resourceRoleSchema)
-    .refine((roles) => Object.keys(roles).length > 0, "at least one role"),
+/** A resource of one type: the keys every resource has, then the connector's own, then its roles. */
+function resourceBranch<Type extends string, Settings extends ResourceSettings>(
+  type: Type,
+  settings: Settings,
+) {
+  return z.strictObject({
+    zone: nameSchema,
+    type: z.literal(type),
+    description: z.string().max(500).optional(),
+    address: addressSchema.optional(),
+    connection: z
+      .record(
+        z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,62}$/),
+        z.union([secretRefSchema, z.string().max(1000)]),
+      )
+      .optional(),
+    ...(settings.resource as Settings["resource"]),
+    roles: z
+      .record(
+        nameSchema,
+        z.strictObject({
+          ...(settings.role as Settings["role"]),
+          description: z.string().max(500).optional(),
+        }),
+      )
+      .refine(atLeastOneRole, "at least one role"),
+  });
+}
+
+type ResourceBranches = {
+  [Type in ResourceType]: ReturnType<typeof resourceBranch<Type, (typeof resourceSettings)[Type]>>;
+};
+type ResourceBranch = ResourceBranches[ResourceType];
+
+/** Planned types are refused at their `type`, which names the types this build has. */
+const plannedResourceBranches = new Set<z.ZodType>(
+  Object.entries(plannedResourceTypes).map(([type, what]) =>
+    z.looseObject({ type: z.literal(type) }).superRefine((_resource, context) =>
+      context.addIssue({
+        code: "custom",
+        path: ["type"],
+        message: `a resource type this build implements (${RESOURCE_TYPES.join(", ")}); '${type}' (${what}) has no connector yet`,
+      }),
+    ),
+  ),
+);
+/** Whether `schema` is the branch of a planned resource type, which the JSON Schema marks as refused. */
+export const isPlannedResourceBranch = (schema: unknown) => plannedResourceBranches.has(schema as z.ZodType);
+
+export const resourceSchema = z.discriminatedUnion("type", [
+  ...RESOURCE_TYPES.map((type) => resourceBranch(type, resourceSettings[type])),
+  ...plannedResourceBranches,
+] as unknown as [ResourceBranch, ...ResourceBranch[]]);
+kindsLabel.add(resourceSchema, {
+  describe: (kinds) => `a resource of type ${alternatives(kinds.map((kind) => `'${kind}'`))}`,
 });
 
 export const standingBindingSchema = z
@@ -232,56 +217,11 @@ const notifySchema = z.strictObject({
   secret: secretRefSchema.optional(),
 });
 
-export const SINK_TYPES = ["syslog", "file", "splunk-hec", "webhook"] as const;
-export type SinkType = (typeof SINK_TYPES)[number];
+export type SinkType = keyof typeof sinkSettings;
+/** The audit sink types, in the order `validate` lists them. */
+export const SINK_TYPES = Object.keys(sinkSettings) as [SinkType, ...SinkType[]];
 export const SINK_FORMATS = ["rfc5424", "cef", "ocsf", "json"] as const;
 export type SinkFormat = (typeof SINK_FORMATS)[number];
-/** Event severities, lowest first; sinks filter on a minimum. */
-export const SEVERITIES = ["info", "low", "medium", "high", "critical"] as const;
-export type Severity = (typeof SEVERITIES)[number];
-/** RFC 5424 facility names, in code order (`audit` is 13, "log audit"). */
-export const SYSLOG_FACILITIES = [
-  "kern",
-  "user",
-  "mail",
-  "daemon",
-  "auth",
-  "syslog",
-  "lpr",
-  "news",
-  "uucp",
-  "cron",
-  "authpriv",
-  "ftp",
-  "ntp",
-  "audit",
-  "alert",
-  "clock",
-  "local0",
-  "local1",
-  "local2",
-  "local3",
-  "local4",
-  "local5",
-  "local6",
-  "local7",
-] as const;
-
-/** Short delays for delivery timing: `250ms`, `2s`, `5m`, `1h`; parsed to milliseconds. */
-const delaySchema = z
-  .string()
-  .regex(/^[1-9][0-9]{0,5}(ms|s|m|h)$/, "a delay such as '500ms', '2s' or '5m'")
-  .transform((text) => (text.endsWith("ms") ? Number(text.slice(0, -2)) : parseDuration(text)));
-
-const SIZE_UNITS = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 } as const;
-/** `10MiB`, `500KB`, `1GB`; parsed to bytes. */
-const sizeSchema = z
-  .string()
-  .regex(/^[1-9][0-9]{0,9}(B|KB|MB|GB|KiB|MiB|GiB)$/, "a size such as '500KB', '10MiB' or '1GB'")
-  .transform((text) => {
-    const match = /^([0-9]+)([A-Za-z]+)$/.exec(text) as RegExpExecArray;
-    return Number(match[1]) * SIZE_UNITS[match[2] as keyof typeof SIZE_UNITS];
-  });
 
 /** How an audit sink retries; every key optional, the audit-wide settings filling the gaps. */
 const deliverySchema = z.strictObject({
@@ -304,15 +244,13 @@ const deliverySchema = z.strictObject({
     .describe("How long one delivery may take before it counts as failed (default 10s)"),
 });
 
-const sinkSchema = z
-  .strictObject({
+/** A sink of one type: the keys every sink has, with the sink's own after `format`. */
+function sinkBranch<Type extends string, Settings extends SinkSettings>(type: Type, settings: Settings) {
+  return z.strictObject({
     name: nameSchema,
-    type: z.enum(SINK_TYPES),
-    url: z.union([secretRefSchema, z.string().min(1).max(2000)]).optional(),
-    path: z.string().min(1).max(4096).optional(),
+    type: z.literal(type),
     format: z.enum(SINK_FORMATS).optional(),
-    token: secretRefSchema.optional(),
-    secret: secretRefSchema.optional(),
+    ...(settings.sink as Settings["sink"]),
     filter: z
       .strictObject({
         types: z
@@ -331,88 +269,40 @@ const sinkSchema = z
         minSeverity: z.enum(SEVERITIES).optional().describe("Only events at least this severe"),
       })
       .optional(),
-    rotate: z
-      .strictObject({
-        size: sizeSchema.describe("Start a new file when the current one would grow past this"),
-        keep: z.number().int().min(1).max(1000).default(5).describe("Rotated files kept (name.1 is newest)"),
-      })
-      .optional(),
-    tls: z
-      .strictObject({
-        ca: secretRefSchema.optional().describe("PEM certificate(s) to trust instead of the system's"),
-        cert: secretRefSchema.optional().describe("PEM client certificate, for mutual TLS"),
-        key: secretRefSchema.optional().describe("PEM client key, for mutual TLS"),
-        serverName: z
-          .string()
-          .min(1)
-          .max(253)
-          .optional()
-          .describe("Name expected in the server's certificate"),
-      })
-      .optional(),
-    facility: z.enum(SYSLOG_FACILITIES).optional().describe("Syslog facility (default authpriv)"),
     appName: z
       .string()
       .regex(/^[!-~]{1,48}$/, "1-48 printable ASCII characters")
       .optional()
-      .describe("Syslog APP-NAME (default firebreak)"),
-    hostname: z
-      .string()
-      .regex(/^[!-~]{1,255}$/, "1-255 printable ASCII characters")
-      .optional()
-      .describe("Syslog HOSTNAME (default this machine's name)"),
-    maxMessageBytes: z
-      .number()
-      .int()
-      .min(480)
-      .max(1_048_576)
-      .optional()
-      .describe("Syslog: longer messages are truncated (default 8192 over UDP, unlimited over TCP)"),
-    index: z.string().min(1).max(200).optional().describe("Splunk index"),
-    sourcetype: z.string().min(1).max(200).optional().describe("Splunk sourcetype (default firebreak:audit)"),
+      .describe("APP-NAME in syslog headers, in every format that has one (default firebreak)"),
     startAt: z
       .enum(["oldest", "newest"])
       .optional()
       .describe("Where a new sink starts: the whole log ('oldest', default) or events from now on"),
     delivery: deliverySchema.optional(),
-  })
-  .superRefine((sink, context) => {
-    const need = (key: "url" | "path" | "token" | "secret", what: string) => {
-      if (sink[key] === undefined) context.addIssue({ code: "custom", path: [key], message: what });
-    };
-    const literalUrl = sink.url !== undefined && !/^(env:|file:\/)/.test(sink.url) ? sink.url : undefined;
-    switch (sink.type) {
-      case "file":
-        need("path", "a 'path' for a file sink");
-        break;
-      case "syslog":
-        need("url", "a 'url' such as 'tcp+tls://siem.internal:6514' for a syslog sink");
-        if (
-          literalUrl !== undefined &&
-          !/^(udp|tcp|tls|tcp\+tls):\/\/[^/?#]+:[0-9]{1,5}\/?$/.test(literalUrl)
-        )
-          context.addIssue({
-            code: "custom",
-            path: ["url"],
-            message: "a syslog address 'udp://', 'tcp://' or 'tcp+tls://' with host and port",
-          });
-        break;
-      case "splunk-hec":
-        need("url", "a 'url' such as 'https://splunk.internal:8088' for a Splunk HEC sink");
-        need("token", "a 'token' (a secret reference) for a Splunk HEC sink");
-        break;
-      case "webhook":
-        need("url", "a 'url' such as 'https://soar.internal/firebreak' for a webhook sink");
-        need("secret", "a 'secret' (a secret reference to a 'whsec_…' key) for a webhook sink");
-        break;
-    }
-    if ((sink.type === "splunk-hec" || sink.type === "webhook") && literalUrl !== undefined) {
-      if (!/^https?:\/\/[^\s]+$/.test(literalUrl))
-        context.addIssue({ code: "custom", path: ["url"], message: "an http:// or https:// URL" });
-    }
-    if (sink.rotate !== undefined && sink.type !== "file")
-      context.addIssue({ code: "custom", path: ["rotate"], message: "'rotate' only on a file sink" });
   });
+}
+
+type SinkBranches = {
+  [Type in SinkType]: ReturnType<typeof sinkBranch<Type, (typeof sinkSettings)[Type]>>;
+};
+type SinkBranch = SinkBranches[SinkType];
+
+const sinkSchema = z.discriminatedUnion(
+  "type",
+  SINK_TYPES.map((type) => sinkBranch(type, sinkSettings[type])) as [SinkBranch, ...SinkBranch[]],
+);
+kindsLabel.add(sinkSchema, { describe: (kinds) => `a ${alternatives(kinds)} sink` });
+
+type SignalSections = {
+  [Kind in keyof typeof signalSettings]: z.ZodOptional<(typeof signalSettings)[Kind]["schema"]>;
+};
+
+/** `signals`: one section per signal source, each the source's own settings. */
+const signalsSchema = z.strictObject(
+  Object.fromEntries(
+    Object.entries(signalSettings).map(([kind, settings]) => [kind, settings.schema.optional()]),
+  ) as SignalSections,
+);
 
 /** http is only allowed to the local machine (a provider run for development or tests). */
 function isHttpsOrLoopback(text: string): boolean {
@@ -562,30 +452,7 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .optional(),
-  signals: z
-    .strictObject({
-      alertmanager: z
-        .strictObject({ token: secretRefSchema, zoneLabel: z.string().min(1).default("zone") })
-        .optional(),
-      pagerduty: z
-        .strictObject({
-          secret: secretRefSchema,
-          services: z.record(z.string().min(1), nameSchema).optional(),
-          tolerance: durationSchema
-            .optional()
-            .describe("How far an event's occurred_at may be from the server's clock (default 30m)"),
-        })
-        .optional(),
-      generic: z
-        .strictObject({
-          secret: secretRefSchema,
-          tolerance: durationSchema
-            .optional()
-            .describe("How far x-firebreak-timestamp may be from the server's clock (default 5m)"),
-        })
-        .optional(),
-    })
-    .optional(),
+  signals: signalsSchema.optional(),
   notify: z.array(notifySchema).optional(),
   audit: z
     .strictObject({
@@ -620,9 +487,36 @@ export const configSchema = z.strictObject({
 export type FirebreakConfig = z.output<typeof configSchema>;
 export type ZoneConfig = z.output<typeof zoneSchema>;
 export type FlowConfig = z.output<typeof flowSchema>;
+/** A resource as configured; narrow it on `type` (or with `resourceOfType`) to read a connector's own keys. */
 export type ResourceConfig = z.output<typeof resourceSchema>;
+export type ResourceConfigOf<Type extends ResourceType> = Extract<ResourceConfig, { type: Type }>;
+export type ResourceRoleConfigOf<Type extends ResourceType> = ResourceConfigOf<Type>["roles"][string];
 export type StandingBinding = z.output<typeof standingBindingSchema>;
 export type BreakGlassPolicy = z.output<typeof breakGlassPolicySchema>;
 export type ApprovalStep = z.output<typeof approvalStepSchema>;
+/** A sink as configured; narrow it on `type` (or with `sinkOfType`) to read a sink's own keys. */
 export type AuditSinkConfig = z.output<typeof sinkSchema>;
+export type AuditSinkConfigOf<Type extends SinkType> = Extract<AuditSinkConfig, { type: Type }>;
 export type AuditDeliveryConfig = z.output<typeof deliverySchema>;
+
+/**
+ * `resource` as the `type` connector's settings, for a connector at its boundary. A resource of
+ * another type reaching a connector is a wiring mistake, refused rather than read as something else.
+ */
+export function resourceOfType<Type extends ResourceType>(
+  resource: ResourceConfig,
+  type: Type,
+): ResourceConfigOf<Type> {
+  if (resource.type !== type)
+    throw new TypeError(`a '${resource.type}' resource given to the '${type}' connector`);
+  return resource as ResourceConfigOf<Type>;
+}
+
+/** `sink` as the `type` sink's settings; see `resourceOfType`. */
+export function sinkOfType<Type extends SinkType>(
+  sink: AuditSinkConfig,
+  type: Type,
+): AuditSinkConfigOf<Type> {
+  if (sink.type !== type) throw new TypeError(`a '${sink.type}' sink given to the '${type}' sink`);
+  return sink as AuditSinkConfigOf<Type>;
+}

@@ -215,7 +215,6 @@ function createProcess(
     postgres: createFakeTarget("postgres").connector,
     mariadb: createFakeTarget("mariadb").connector,
     ssh: createFakeTarget("ssh").connector,
-    http: createFakeTarget("http").connector,
   };
   const heard = { activated: [] as string[], closed: [] as string[], retries: 0 };
   const grants = createGrantService({

@@ -1,18 +1,84 @@
+import type { z } from "zod";
 import type { SinkRecord } from "../audit/analyst-view.js";
-import type { AuditSinkConfig, ResourceConfig, ResourceType, SinkType } from "../config/schema.js";
+import type { AuditSinkConfig, ResourceConfigOf, ResourceType, SinkType } from "../config/schema.js";
+import type { EnforcerKind, SignalSourceKind } from "./settings.js";
 
 /**
- * The four kinds of plug-in, one contract each. A registry is typed `Record<Kind, Contract>` so a
- * kind named in the configuration schema without an implementation is a compile-time error.
+ * The four kinds of plug-in, one contract each, and beside each the contract of its settings. The
+ * settings registries (`plugins/settings.ts`) name the kinds and the configuration schema is built
+ * from them; the implementation registries (`plugins/registry.ts`) are typed `Record<Kind, Contract>`,
+ * so a kind with settings but no implementation is a compile-time error.
  */
 
+// ---------------------------------------------------------------------------------------------
+// Settings: what each plug-in reads from `firebreak.yaml`, and what it checks when the file is
+// loaded. Settings files import only zod and the configuration's value types, so `validate` never
+// loads a driver.
+
+/** A position in the configuration document: `["resources", "pg", "roles", "admin", "grants", 0]`. */
+export type ConfigPath = readonly (string | number)[];
+
+/**
+ * What a plug-in's load-time check reports through. Checks read the raw document (every access
+ * defensive), so their findings are reported together with the schema's, each at its position.
+ */
+export interface SettingsReport {
+  error(path: ConfigPath, message: string): void;
+  warn(path: ConfigPath, message: string): void;
+  /** Refuses `value` at `path` when it names no zone of the configuration. */
+  zone(path: ConfigPath, value: unknown): void;
+}
+
+/** A mapping from the raw document, before the schema shaped it. */
+export type RawSettings = Readonly<Record<string, unknown>>;
+
+/**
+ * A connector's settings: the keys it adds to a resource of its type (beside `zone`, `type`,
+ * `description`, `address`, `connection` and `roles`, which every resource has), the keys of its
+ * roles, and the checks a schema cannot express. Every role key is optional: a role may be named
+ * before it maps to anything.
+ */
+export interface ResourceSettings {
+  readonly resource: z.ZodRawShape;
+  readonly role: z.ZodRawShape;
+  /**
+   * The connector creates accounts named with the resource's `namePrefix` and its reconciler claims
+   * every account under that prefix: two resources sharing a target and a prefix are refused.
+   */
+  readonly prefixedAccounts?: boolean;
+  /** Load-time checks of one resource of this type at `path`. */
+  check?(resource: RawSettings, path: ConfigPath, report: SettingsReport): void;
+}
+
+/** A sink's settings: the keys it adds to a sink of its type, beside the ones every sink has. */
+export interface SinkSettings {
+  readonly sink: z.ZodRawShape;
+}
+
+/** A signal source's settings: its section under `signals`, and its load-time checks. */
+export interface SignalSettings {
+  readonly schema: z.ZodObject;
+  check?(settings: RawSettings, path: ConfigPath, report: SettingsReport): void;
+}
+
+/**
+ * An enforcer's settings: the options `firebreak serve --enforcer KIND` passes it (from flags, not
+ * from the file), validated before it starts.
+ */
+export interface EnforcerSettings {
+  readonly options: z.ZodObject;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Implementations.
+
 /** What a connector needs to know to issue access for one grant on one resource. */
-export interface IssueContext {
+export interface IssueContext<Type extends ResourceType = ResourceType> {
   grantId: string;
   user: string;
   zone: string;
   resourceName: string;
-  resource: ResourceConfig;
+  resource: ResourceConfigOf<Type>;
   role: string;
   startsAt: number;
   endsAt: number;
@@ -37,11 +103,11 @@ export interface IssuedCredential {
   secret: string | null;
 }
 
-export interface RevokeContext {
+export interface RevokeContext<Type extends ResourceType = ResourceType> {
   grantId: string;
   user: string;
   resourceName: string;
-  resource: ResourceConfig;
+  resource: ResourceConfigOf<Type>;
   externalId: string;
   /** What `issue` returned as detail (e.g. the certificate serial a revocation list needs). */
   detail: Record<string, unknown>;
@@ -52,24 +118,24 @@ export interface RevokeContext {
  * `issue` must be idempotent per grant id (a crash may repeat it); `revoke` must succeed when the
  * thing is already gone; `verifyRevoked` proves the credential no longer works.
  */
-export interface CredentialConnector {
-  readonly kind: ResourceType;
+export interface CredentialConnector<Type extends ResourceType = ResourceType> {
+  readonly kind: Type;
   /** False when this build cannot talk to such a target; activation is then refused. */
   readonly available: boolean;
   /**
    * The name `issue` will create for this grant, derived deterministically so it is recorded as
    * intent before the target is touched: after a crash the reconciler knows what to look for.
    */
-  plannedExternalId(grantId: string, user: string, resource?: ResourceConfig): string;
-  issue(context: IssueContext): Promise<IssuedCredential>;
-  revoke(context: RevokeContext): Promise<void>;
-  verifyRevoked(context: RevokeContext): Promise<boolean>;
+  plannedExternalId(grantId: string, user: string, resource?: ResourceConfigOf<Type>): string;
+  issue(context: IssueContext<Type>): Promise<IssuedCredential>;
+  revoke(context: RevokeContext<Type>): Promise<void>;
+  verifyRevoked(context: RevokeContext<Type>): Promise<boolean>;
   /**
    * The external ids that exist on the target under Firebreak's naming prefix, so the reconciler
    * can revoke whatever has no live grant (stale privilege). Connectors whose credentials cannot
    * be listed (certificates) return an empty list.
    */
-  listManaged(resourceName: string, resource: ResourceConfig): Promise<string[]>;
+  listManaged(resourceName: string, resource: ResourceConfigOf<Type>): Promise<string[]>;
   /**
    * What is wrong with the resource's settings that only the target can tell (a role they name
    * that does not exist there), one sentence each; empty when nothing is. Throws when the target
@@ -77,7 +143,7 @@ export interface CredentialConnector {
    * that would make every revocation fail refuses activation instead. Connectors with nothing to
    * check leave it out.
    */
-  checkTarget?(resourceName: string, resource: ResourceConfig): Promise<string[]>;
+  checkTarget?(resourceName: string, resource: ResourceConfigOf<Type>): Promise<string[]>;
   /** Releases connections and other resources. */
   close(): Promise<void>;
 }
@@ -117,8 +183,7 @@ export interface NetworkEnforcer {
   open(path: PathSpec): Promise<{ ruleId: string; detail?: Record<string, unknown> }>;
   close(grantId: string): Promise<{ detail?: Record<string, unknown> } | undefined>;
 }
-/** `log` records only; `agent`: agents enforce the published desired state; `nftables`: this server does. */
-export type EnforcerKind = "log" | "agent" | "nftables";
+export type { EnforcerKind };
 
 /** What every enforcer factory may use. */
 export interface EnforcerDeps {
@@ -200,4 +265,4 @@ export interface SignalSource {
   /** Reads an authenticated delivery; throws a ZodError when the payload is not of the format. */
   parse(body: unknown, headers: Record<string, string | string[] | undefined>): SignalDelivery;
 }
-export type SignalSourceKind = "alertmanager" | "pagerduty" | "generic";
+export type { SignalSourceKind };

@@ -8,38 +8,15 @@ import { createLogConnector } from "../connectors/log/log.connector.js";
 import { createMariadbConnector } from "../connectors/mariadb/mariadb.connector.js";
 import { createPostgresConnector } from "../connectors/postgres/postgres.connector.js";
 import { createLogEnforcer } from "../enforcers/log/log.enforcer.js";
-import { FirebreakError } from "../errors.js";
 import type {
   ConnectorDeps,
   CredentialConnector,
   EnforcerDeps,
   EnforcerKind,
-  IssueContext,
   NetworkEnforcer,
-  RevokeContext,
   SinkFactory,
   SinkKind,
 } from "./contracts.js";
-
-/**
- * A connector for a target type this build cannot reach yet. It refuses to issue, so activation
- * fails closed with CONNECTOR_FAILED instead of pretending access was granted.
- */
-function unavailableConnector(kind: ResourceType): CredentialConnector {
-  const refuse = (): never => {
-    throw new FirebreakError("CONNECTOR_FAILED", `the '${kind}' connector is not available in this build`);
-  };
-  return {
-    kind,
-    available: false,
-    plannedExternalId: (grantId) => `fb_${grantId}`,
-    listManaged: async () => [],
-    close: async () => {},
-    issue: async (_context: IssueContext) => refuse(),
-    revoke: async (_context: RevokeContext) => refuse(),
-    verifyRevoked: async (_context: RevokeContext) => false,
-  };
-}
 
 export type ConnectorRegistry = Record<ResourceType, CredentialConnector>;
 
@@ -53,7 +30,6 @@ export function createConnectorRegistry(
     postgres: createPostgresConnector(deps),
     mariadb: createMariadbConnector(deps),
     ssh: made.ssh,
-    http: unavailableConnector("http"),
   };
 }
 

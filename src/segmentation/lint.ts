@@ -77,7 +77,9 @@ function adminEvidence(
   if (hasAdminWord(role)) return { by: "name" };
   for (const [name, settings] of Object.entries(config.resources ?? {})) {
     if (resource !== null ? name !== resource : settings.zone !== zone) continue;
-    const definition = settings.roles[role];
+    // Each connector's roles have their own keys; any of these that a role has is evidence.
+    const definition: { grants?: string[]; principals?: string[]; privileges?: string[] } | undefined =
+      settings.roles[role];
     if (!definition) continue;
     for (const setting of ["grants", "principals"] as const) {
       const value = (definition[setting] ?? []).find(hasAdminWord);

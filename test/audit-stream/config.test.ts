@@ -55,7 +55,7 @@ audit:
     - { name: f, type: syslog, url: "udp://siem:514", rotate: { size: 1MB } }
     - { name: g, type: file, path: /tmp/x, rotate: { size: 12 bytes } }
     - { name: h, type: file, path: /tmp/x, filter: { types: ["Grant Activated"], minSeverity: huge } }
-    - { name: i, type: file, path: /tmp/x, tls: { insecure: true } }
+    - { name: i, type: syslog, url: "tcp+tls://siem:6514", tls: { insecure: true } }
 `);
     expect(result.ok).toBe(false);
     const errors = result.ok

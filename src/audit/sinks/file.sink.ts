@@ -1,6 +1,6 @@
 import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import type { AuditSinkConfig } from "../../config/schema.js";
+import { type AuditSinkConfig, sinkOfType } from "../../config/schema.js";
 import type { AuditSink, SinkDeps } from "../../plugins/contracts.js";
 import { formatters } from "../formats/index.js";
 import { SinkDeliveryError, throwIfAborted, toDeliveryError } from "./sink-error.js";
@@ -10,8 +10,9 @@ import { SinkDeliveryError, throwIfAborted, toDeliveryError } from "./sink-error
  * and syncs the file before a batch counts as delivered. With `rotate`, a line that would take the
  * file past `size` first moves `path` to `path.1` (and `path.1` to `path.2`, … keeping `keep`).
  */
-export function createFileSink(config: AuditSinkConfig, deps: SinkDeps): AuditSink {
-  const path = resolve(config.path ?? "");
+export function createFileSink(settings: AuditSinkConfig, deps: SinkDeps): AuditSink {
+  const config = sinkOfType(settings, "file");
+  const path = resolve(config.path);
   const format = formatters[config.format ?? "json"];
   const header = {
     facility: 10,

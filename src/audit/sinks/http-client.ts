@@ -1,8 +1,9 @@
 import http from "node:http";
 import https from "node:https";
-import type { AuditSinkConfig } from "../../config/schema.js";
 import { SinkDeliveryError, toDeliveryError } from "./sink-error.js";
 import { tlsOptions } from "./tls-options.js";
+
+type TlsSettings = Parameters<typeof tlsOptions>[0];
 
 /** The most of a reply body kept (for status codes in JSON such as HEC's); the rest is drained. */
 const MAX_REPLY_BYTES = 16 * 1024;
@@ -16,7 +17,7 @@ export interface HttpReply {
  * A small HTTP(S) client over node:http(s) with one keep-alive agent per sink, so a sink's own
  * CA or client certificate applies to its requests only. Every request honours an AbortSignal.
  */
-export function createHttpClient(url: URL, config: AuditSinkConfig, secret: (ref: string) => string) {
+export function createHttpClient(url: URL, config: TlsSettings, secret: (ref: string) => string) {
   const secure = url.protocol === "https:";
   const agent = secure
     ? new https.Agent({ keepAlive: true, maxSockets: 4, ...tlsOptions(config, secret) })

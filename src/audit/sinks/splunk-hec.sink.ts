@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { AuditSinkConfig } from "../../config/schema.js";
+import { type AuditSinkConfig, sinkOfType } from "../../config/schema.js";
 import type { AuditSink, SinkDeps } from "../../plugins/contracts.js";
 import type { SinkRecord } from "../analyst-view.js";
 import { formatters } from "../formats/index.js";
@@ -13,9 +13,10 @@ import { printableOrigin } from "./tls-options.js";
  * batch. When it refuses one event (400 with `invalid-event-number`), the events before it were
  * indexed, and the worker moves past them.
  */
-export function createSplunkHecSink(config: AuditSinkConfig, deps: SinkDeps): AuditSink {
-  const url = new URL(resolve(config.url ?? "", deps));
-  const token = deps.secret(config.token ?? "");
+export function createSplunkHecSink(settings: AuditSinkConfig, deps: SinkDeps): AuditSink {
+  const config = sinkOfType(settings, "splunk-hec");
+  const url = new URL(resolve(config.url, deps));
+  const token = deps.secret(config.token);
   const client = createHttpClient(url, config, (ref) => deps.secret(ref));
   const path = pathOf(url, "/services/collector/event");
   const channel = randomUUID();

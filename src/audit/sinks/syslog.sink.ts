@@ -1,12 +1,13 @@
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import net, { isIPv6 } from "node:net";
 import tls from "node:tls";
-import { type AuditSinkConfig, SYSLOG_FACILITIES } from "../../config/schema.js";
+import { type AuditSinkConfig, sinkOfType } from "../../config/schema.js";
 import type { AuditSink, SinkDeps } from "../../plugins/contracts.js";
 import type { SinkRecord } from "../analyst-view.js";
 import { syslogBody } from "../formats/index.js";
 import { type SyslogHeaderOptions, syslogMessage } from "../formats/rfc5424.js";
 import { SinkDeliveryError, toDeliveryError } from "./sink-error.js";
+import { SYSLOG_FACILITIES } from "./syslog.settings.js";
 import { printableOrigin, tlsOptions } from "./tls-options.js";
 
 /** Over UDP a datagram this size gets through almost any path; RFC 5426 asks receivers for 2048+. */
@@ -46,8 +47,9 @@ export function parseSyslogUrl(text: string): SyslogAddress {
  * the batch, which is sent again whole (the event ids let the receiver drop what it already had).
  * UDP has no way to know: a datagram handed to the network counts as delivered.
  */
-export function createSyslogSink(config: AuditSinkConfig, deps: SinkDeps): AuditSink {
-  const url = resolveUrl(config.url ?? "", deps);
+export function createSyslogSink(settings: AuditSinkConfig, deps: SinkDeps): AuditSink {
+  const config = sinkOfType(settings, "syslog");
+  const url = resolveUrl(config.url, deps);
   const address = parseSyslogUrl(url);
   const format = config.format ?? "rfc5424";
   const header: SyslogHeaderOptions = {

@@ -1,7 +1,11 @@
-import type { AuditSinkConfig } from "../../config/schema.js";
+import type { z } from "zod";
+import type { sinkTlsSettings } from "./tls.settings.js";
 
 /** The TLS settings of a sink, with its secret references resolved. Verification is never off. */
-export function tlsOptions(config: AuditSinkConfig, secret: (ref: string) => string) {
+export function tlsOptions(
+  config: { tls?: z.output<typeof sinkTlsSettings> },
+  secret: (ref: string) => string,
+) {
   const tls = config.tls ?? {};
   return {
     ...(tls.ca ? { ca: secret(tls.ca) } : {}),

@@ -1,4 +1,4 @@
-import type { AuditSinkConfig } from "../../config/schema.js";
+import { type AuditSinkConfig, sinkOfType } from "../../config/schema.js";
 import { signWebhook } from "../../notify/standard-webhooks.js";
 import type { AuditSink, SinkDeps } from "../../plugins/contracts.js";
 import { formatters } from "../formats/index.js";
@@ -12,11 +12,10 @@ import { printableOrigin } from "./tls-options.js";
  * retry, so receivers de-duplicate on it), `webhook-timestamp` and `webhook-signature`
  * (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` under the `whsec_` key). Any 2xx is delivery.
  */
-export function createWebhookSink(config: AuditSinkConfig, deps: SinkDeps): AuditSink {
-  const url = new URL(
-    /^(env:|file:\/)/.test(config.url ?? "") ? deps.secret(config.url ?? "") : (config.url ?? ""),
-  );
-  const secret = deps.secret(config.secret ?? "");
+export function createWebhookSink(settings: AuditSinkConfig, deps: SinkDeps): AuditSink {
+  const config = sinkOfType(settings, "webhook");
+  const url = new URL(/^(env:|file:\/)/.test(config.url) ? deps.secret(config.url) : config.url);
+  const secret = deps.secret(config.secret);
   const client = createHttpClient(url, config, (ref) => deps.secret(ref));
   const path = pathOf(url, "/");
   const format = formatters[config.format ?? "json"];

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import mysql, { type Pool, type PoolConnection } from "mysql2/promise";
-import type { ResourceConfig } from "../../config/schema.js";
+import type { ResourceConfigOf } from "../../config/schema.js";
 import { FirebreakError } from "../../errors.js";
+import { connectorForType } from "../../plugins/connector-for-type.js";
 import type {
   ConnectorDeps,
   CredentialConnector,
@@ -16,13 +17,14 @@ import {
   quoteString,
   SAFE_IDENTIFIER,
 } from "./mariadb.privileges.js";
+import { DEFAULT_CONTROL_DATABASE } from "./mariadb.settings.js";
+
+type MariadbResource = ResourceConfigOf<"mariadb">;
 
 /** Every account Firebreak creates starts with this (or the resource's `namePrefix`); the reconciler looks for nothing else. */
 export const DEFAULT_PREFIX = "fb_";
 /** MariaDB before 10.6 allows 80 characters in a user name; staying under it keeps older servers working. */
 export const MAX_USER_NAME_LENGTH = 80;
-/** Where the one-shot expiry events live when the resource does not say (`connection.controlDatabase`). */
-export const DEFAULT_CONTROL_DATABASE = "firebreak";
 
 /** What an account Firebreak manages may be called; anything else handed to revoke is refused. */
 const MANAGED_NAME = /^[a-z0-9_]{1,80}$/;
@@ -82,7 +84,7 @@ interface ResourceSettings {
   database: string | null;
 }
 
-function settingsOf(resourceName: string, resource: ResourceConfig): ResourceSettings {
+function settingsOf(resourceName: string, resource: MariadbResource): ResourceSettings {
   const connection = resource.connection ?? {};
   const controlDatabase = connection.controlDatabase ?? DEFAULT_CONTROL_DATABASE;
   const userHost = connection.userHost ?? "%";
@@ -101,7 +103,7 @@ function settingsOf(resourceName: string, resource: ResourceConfig): ResourceSet
 }
 
 /** The MariaDB roles and privileges a Firebreak role maps to; refuses anything it cannot quote or does not know. */
-function mappingOf(resourceName: string, resource: ResourceConfig, role: string, controlDatabase: string) {
+function mappingOf(resourceName: string, resource: MariadbResource, role: string, controlDatabase: string) {
   const settings = resource.roles[role];
   if (settings === undefined) {
     throw new FirebreakError("CONFIG_INVALID", `resource '${resourceName}' has no role '${role}'`);
@@ -160,7 +162,7 @@ function parseAdminUrl(resourceName: string, text: string) {
 }
 
 /** Where people connect: the resource's network address when it has one, else the admin URL's host. */
-function endpointOf(adminHost: string, adminPort: number, resource: ResourceConfig) {
+function endpointOf(adminHost: string, adminPort: number, resource: MariadbResource) {
   const match = resource.address ? /^(.*):(\d+)$/.exec(resource.address) : null;
   if (match?.[1] && match[2]) return { host: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
   return { host: adminHost, port: adminPort };
@@ -196,7 +198,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector {
   const targets = new Map<string, Target>();
 
-  function target(resourceName: string, resource: ResourceConfig): Target {
+  function target(resourceName: string, resource: MariadbResource): Target {
     const ref = resource.connection?.url;
     if (!ref) {
       throw new FirebreakError(
@@ -240,7 +242,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
   /** Runs `work` on one admin connection; driver errors become CONNECTOR_FAILED with the error name only. */
   async function withConnection<T>(
     resourceName: string,
-    resource: ResourceConfig,
+    resource: MariadbResource,
     action: string,
     work: (connection: Connection, target: Target) => Promise<T>,
   ): Promise<T> {
@@ -312,18 +314,18 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
   }
 
   /** The control databases an account's event may be in: the one recorded at issue, and today's setting. */
-  function controlDatabasesOf(resourceName: string, context: RevokeContext): string[] {
+  function controlDatabasesOf(resourceName: string, context: RevokeContext<"mariadb">): string[] {
     const current = settingsOf(resourceName, context.resource).controlDatabase;
     const recorded = context.detail.controlDatabase;
     return typeof recorded === "string" && SAFE_IDENTIFIER.test(recorded) ? [recorded, current] : [current];
   }
 
-  return {
+  return connectorForType<"mariadb">({
     kind: "mariadb",
     available: true,
     plannedExternalId: (grantId, user, resource) => accountNameFor(grantId, user, resource?.namePrefix),
 
-    async issue(context: IssueContext) {
+    async issue(context: IssueContext<"mariadb">) {
       const { resourceName, resource } = context;
       const name = accountNameFor(context.grantId, context.user, resource.namePrefix);
       const settings = settingsOf(resourceName, resource);
@@ -418,7 +420,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
       };
     },
 
-    async revoke(context: RevokeContext) {
+    async revoke(context: RevokeContext<"mariadb">) {
       const name = managedName(context.resourceName, context.externalId);
       const controlDatabases = controlDatabasesOf(context.resourceName, context);
       await withConnection(context.resourceName, context.resource, "drop the account", (connection) =>
@@ -426,7 +428,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
       );
     },
 
-    async verifyRevoked(context: RevokeContext) {
+    async verifyRevoked(context: RevokeContext<"mariadb">) {
       const name = managedName(context.resourceName, context.externalId);
       return withConnection(
         context.resourceName,
@@ -444,7 +446,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
       );
     },
 
-    async listManaged(resourceName: string, resource: ResourceConfig) {
+    async listManaged(resourceName: string, resource: MariadbResource) {
       return withConnection(resourceName, resource, "list accounts", async (connection) => {
         // `_` is a LIKE wildcard: without the escape `fb_%` would also match `fbx…`.
         const pattern = `${(resource.namePrefix ?? DEFAULT_PREFIX).replace(/[|_%]/g, "|$&")}%`;
@@ -462,7 +464,7 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
       targets.clear();
       await Promise.all(pools);
     },
-  };
+  });
 }
 
 /** A GRANT rebuilt from the parsed privilege: our own keywords, a quoted target, a quoted account. */

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import type { ResourceConfig } from "../../config/schema.js";
+import type { ResourceConfigOf } from "../../config/schema.js";
 import { FirebreakError } from "../../errors.js";
+import { connectorForType } from "../../plugins/connector-for-type.js";
 import type {
   ConnectorDeps,
   CredentialConnector,
@@ -9,6 +10,8 @@ import type {
   RevokeContext,
 } from "../../plugins/contracts.js";
 import { scramVerifier } from "./scram.js";
+
+type PostgresResource = ResourceConfigOf<"postgres">;
 
 /** Every login role Firebreak creates starts with this (or the resource's `namePrefix`); the reconciler looks for nothing else. */
 export const DEFAULT_PREFIX = "fb_";
@@ -46,7 +49,7 @@ interface Target {
 }
 
 /** The connection fields a user needs, from the resource's address or else the admin URL (never its credentials). */
-function endpointOf(url: URL, resource: ResourceConfig) {
+function endpointOf(url: URL, resource: PostgresResource) {
   const [host, port] = resource.address
     ? [resource.address.replace(/:(\d+)$/, ""), Number(/:(\d+)$/.exec(resource.address)?.[1])]
     : [url.hostname, Number(url.port || 5432)];
@@ -67,7 +70,7 @@ function endpointOf(url: URL, resource: ResourceConfig) {
 export function createPostgresConnector(deps: ConnectorDeps): CredentialConnector {
   const targets = new Map<string, Target>();
 
-  function target(resourceName: string, resource: ResourceConfig): Target {
+  function target(resourceName: string, resource: PostgresResource): Target {
     const ref = resource.connection?.url;
     if (!ref)
       throw new FirebreakError(
@@ -108,7 +111,7 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
   /** Runs `work` on one admin connection; driver errors become CONNECTOR_FAILED without their text. */
   async function withClient<T>(
     resourceName: string,
-    resource: ResourceConfig,
+    resource: PostgresResource,
     action: string,
     work: (client: pg.PoolClient) => Promise<T>,
   ): Promise<T> {
@@ -140,7 +143,7 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
   async function reassignProblem(
     client: pg.PoolClient,
     resourceName: string,
-    resource: ResourceConfig,
+    resource: PostgresResource,
   ): Promise<string | null> {
     if (resource.ownedObjects !== "reassign" || !resource.reassignTo) return null;
     const found = await client.query("select 1 from pg_roles where rolname = $1", [resource.reassignTo]);
@@ -159,7 +162,7 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
     client: pg.PoolClient,
     role: string,
     resourceName: string,
-    resource: ResourceConfig,
+    resource: PostgresResource,
   ) {
     if (!SAFE_ROLE.test(role)) {
       throw new FirebreakError(
@@ -198,12 +201,12 @@ END $fb$`);
     }
   }
 
-  return {
+  return connectorForType<"postgres">({
     kind: "postgres",
     available: true,
     plannedExternalId: (grantId, user, resource) => roleNameFor(grantId, user, resource?.namePrefix),
 
-    async issue(context: IssueContext) {
+    async issue(context: IssueContext<"postgres">) {
       const role = roleNameFor(context.grantId, context.user, context.resource.namePrefix);
       const memberOf = context.resource.roles[context.role]?.grants ?? [];
       if (memberOf.length === 0) {
@@ -249,13 +252,13 @@ END $fb$`);
       };
     },
 
-    async revoke(context: RevokeContext) {
+    async revoke(context: RevokeContext<"postgres">) {
       await withClient(context.resourceName, context.resource, "drop the login role", (client) =>
         closeRole(client, context.externalId, context.resourceName, context.resource),
       );
     },
 
-    async verifyRevoked(context: RevokeContext) {
+    async verifyRevoked(context: RevokeContext<"postgres">) {
       return withClient(context.resourceName, context.resource, "check the login role", async (client) => {
         const left = await client.query<{ n: number }>(
           "select (select count(*) from pg_roles where rolname = $1) + (select count(*) from pg_stat_activity where usename = $1) as n",
@@ -265,7 +268,7 @@ END $fb$`);
       });
     },
 
-    async checkTarget(resourceName: string, resource: ResourceConfig) {
+    async checkTarget(resourceName: string, resource: PostgresResource) {
       if (resource.ownedObjects !== "reassign" || !resource.reassignTo) return [];
       const problem = await withClient(resourceName, resource, "look up the reassignTo role", (client) =>
         reassignProblem(client, resourceName, resource),
@@ -273,7 +276,7 @@ END $fb$`);
       return problem ? [problem] : [];
     },
 
-    async listManaged(resourceName: string, resource: ResourceConfig) {
+    async listManaged(resourceName: string, resource: PostgresResource) {
       return withClient(resourceName, resource, "list login roles", async (client) => {
         const prefix = (resource.namePrefix ?? DEFAULT_PREFIX).replace(/_/g, "\\_");
         const result = await client.query<{ rolname: string }>(
@@ -289,5 +292,5 @@ END $fb$`);
       targets.clear();
       await Promise.all(pools);
     },
-  };
+  });
 }

@@ -2,6 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { NAME_PATTERN } from "../../config/schema.js";
 import { FirebreakError } from "../../errors.js";
+import { connectorForType } from "../../plugins/connector-for-type.js";
 import type {
   ConnectorDeps,
   CredentialConnector,
@@ -197,7 +198,7 @@ export function createSshConnector(deps: SshConnectorDeps) {
     });
   }
 
-  async function issue(context: IssueContext): Promise<IssuedCredential> {
+  async function issue(context: IssueContext<"ssh">): Promise<IssuedCredential> {
     const zone = assertZone(context.zone);
     if (context.resource.zone !== zone) {
       throw new FirebreakError("VALIDATION_FAILED", "the resource does not belong to the grant's zone");
@@ -273,7 +274,7 @@ export function createSshConnector(deps: SshConnectorDeps) {
   }
 
   /** What a revocation names: serial (from detail, else derived) and key id, and when it expires. */
-  function revocationOf(context: RevokeContext): RevokedCertificate & { keyId: string } {
+  function revocationOf(context: RevokeContext<"ssh">): RevokedCertificate & { keyId: string } {
     const keyId = assertKeyId(context.externalId || context.grantId);
     const serial = parseSerial(context.detail.serial) ?? serialForGrant(keyId);
     return {
@@ -283,7 +284,7 @@ export function createSshConnector(deps: SshConnectorDeps) {
     };
   }
 
-  const connector: CredentialConnector = {
+  const connector: CredentialConnector<"ssh"> = {
     kind: "ssh",
     available: true,
     plannedExternalId: (grantId: string) => grantId,
@@ -293,7 +294,7 @@ export function createSshConnector(deps: SshConnectorDeps) {
      * Adds the certificate to its zone's KRL and publishes the complete list. A certificate past
      * its valid-before is left alone: it has expired by itself on every host.
      */
-    async revoke(context: RevokeContext): Promise<void> {
+    async revoke(context: RevokeContext<"ssh">): Promise<void> {
       const zone = assertZone(context.resource.zone);
       const entry = revocationOf(context);
       if (entry.validBefore !== null && deps.now() >= entry.validBefore) return;
@@ -308,7 +309,7 @@ export function createSshConnector(deps: SshConnectorDeps) {
      * (valid only in 1970, so it can never log in) and asks `ssh-keygen -Q` about the published
      * bytes: it proves what hosts were given, not what this process remembers.
      */
-    async verifyRevoked(context: RevokeContext): Promise<boolean> {
+    async verifyRevoked(context: RevokeContext<"ssh">): Promise<boolean> {
       const zone = assertZone(context.resource.zone);
       const entry = revocationOf(context);
       if (entry.validBefore !== null && deps.now() >= entry.validBefore) return true;
@@ -361,7 +362,7 @@ export function createSshConnector(deps: SshConnectorDeps) {
   };
 
   return {
-    ...connector,
+    ...connectorForType(connector),
     /** The zone CA's public key line (creating the CA on first use), for `firebreak ssh-ca`. */
     async caPublicKey(zone: string): Promise<string> {
       return (await certificateAuthority(zone)).publicKey;

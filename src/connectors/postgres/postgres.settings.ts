@@ -1,0 +1,32 @@
+import { z } from "zod";
+import { namePrefixSchema } from "../../config/primitives.js";
+import type { ConfigPath, RawSettings, ResourceSettings, SettingsReport } from "../../plugins/contracts.js";
+
+const roleName = z.string().min(1).max(63);
+
+/** What a `type: postgres` resource and its roles say, beside what every resource says. */
+export const postgresResourceSettings = {
+  resource: {
+    namePrefix: namePrefixSchema.optional(),
+    /** What happens to objects a grant's login role created, at revoke (default: drop them). */
+    ownedObjects: z.enum(["drop", "reassign"]).optional(),
+    /** The role that receives those objects when `ownedObjects` is `reassign`. */
+    reassignTo: roleName.optional(),
+  },
+  role: {
+    /** PostgreSQL roles the grant's login role becomes a member of. */
+    grants: z.array(roleName).optional(),
+  },
+  prefixedAccounts: true,
+  check: checkPostgresResource,
+} satisfies ResourceSettings;
+
+/** Load-time checks of a PostgreSQL resource that its schema cannot express. */
+export function checkPostgresResource(resource: RawSettings, path: ConfigPath, report: SettingsReport): void {
+  // Without a role to receive them, 'reassign' would quietly drop what a grant's login created.
+  if (resource.ownedObjects === "reassign" && resource.reassignTo === undefined)
+    report.error(
+      [...path, "ownedObjects"],
+      "ownedObjects 'reassign' needs reassignTo: the PostgreSQL role that receives what a grant's login role owns",
+    );
+}

@@ -1,0 +1,36 @@
+import type { ResourceType } from "../config/schema.js";
+import { resourceOfType } from "../config/schema.js";
+import type { CredentialConnector } from "./contracts.js";
+
+/**
+ * A connector written against its own resource type, offered to callers that hold any resource:
+ * every call checks the resource's `type` first, so a resource of another type is refused instead
+ * of being read through the wrong connector's settings.
+ */
+export function connectorForType<Type extends ResourceType>(
+  connector: CredentialConnector<Type>,
+): CredentialConnector {
+  const type = connector.kind;
+  const { checkTarget } = connector;
+  return {
+    kind: type,
+    get available() {
+      return connector.available;
+    },
+    plannedExternalId: (grantId, user, resource) =>
+      connector.plannedExternalId(grantId, user, resource && resourceOfType(resource, type)),
+    issue: (context) => connector.issue({ ...context, resource: resourceOfType(context.resource, type) }),
+    revoke: (context) => connector.revoke({ ...context, resource: resourceOfType(context.resource, type) }),
+    verifyRevoked: (context) =>
+      connector.verifyRevoked({ ...context, resource: resourceOfType(context.resource, type) }),
+    listManaged: (resourceName, resource) =>
+      connector.listManaged(resourceName, resourceOfType(resource, type)),
+    ...(checkTarget
+      ? {
+          checkTarget: (resourceName: string, resource: Parameters<CredentialConnector["listManaged"]>[1]) =>
+            checkTarget.call(connector, resourceName, resourceOfType(resource, type)),
+        }
+      : {}),
+    close: () => connector.close(),
+  };
+}
