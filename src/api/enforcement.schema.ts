@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { NAME_PATTERN } from "../config/schema.js";
+import { NAME_PATTERN } from "../config/primitives.js";
 import { networkStateSchema } from "../segmentation/network-state.js";
 import { ID_PATTERN } from "../shared/id-pattern.js";
 

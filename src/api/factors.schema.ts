@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { USER_PATTERN } from "../config/schema.js";
+import { USER_PATTERN } from "../config/primitives.js";
 
 /** Authentication factors: `/v1/mfa/*` (TOTP, WebAuthn, an administrator's reset). */
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { nameSchema } from "../config/schema.js";
+import { nameSchema } from "../config/primitives.js";
 import { REQUEST_STATES } from "../db/types.js";
 import { durationText, idParams, queryFlag } from "./common.schema.js";
 

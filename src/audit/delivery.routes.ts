@@ -7,7 +7,7 @@ import {
   replayReply,
   sinkParams,
   sinksReply,
-} from "../api/audit.schema.js";
+} from "../api/sinks.schema.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { Principal } from "../users/user.service.js";

@@ -1,13 +1,13 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
+import { verifyReply } from "../api/audit.schema.js";
 import {
   checkpointKeyReply,
   checkpointReply,
   deadLettersReply,
   replayReply,
   sinksReply,
-  verifyReply,
-} from "../api/audit.schema.js";
+} from "../api/sinks.schema.js";
 import { type AnchorPoint, type ChainView, judgeAnchors, readAnchorPoints } from "../audit/anchor.js";
 import { hashEvent, parseEventLine } from "../audit/chain.js";
 import { loadVerifyKey } from "../audit/checkpoint.js";
