@@ -19,16 +19,20 @@ export function connectorForType<Type extends ResourceType>(
     },
     plannedExternalId: (grantId, user, resource) =>
       connector.plannedExternalId(grantId, user, resource && resourceOfType(resource, type)),
-    issue: (context) => connector.issue({ ...context, resource: resourceOfType(context.resource, type) }),
-    revoke: (context) => connector.revoke({ ...context, resource: resourceOfType(context.resource, type) }),
-    verifyRevoked: (context) =>
+    issue: async (context) =>
+      connector.issue({ ...context, resource: resourceOfType(context.resource, type) }),
+    revoke: async (context) =>
+      connector.revoke({ ...context, resource: resourceOfType(context.resource, type) }),
+    verifyRevoked: async (context) =>
       connector.verifyRevoked({ ...context, resource: resourceOfType(context.resource, type) }),
-    listManaged: (resourceName, resource) =>
+    listManaged: async (resourceName, resource) =>
       connector.listManaged(resourceName, resourceOfType(resource, type)),
     ...(checkTarget
       ? {
-          checkTarget: (resourceName: string, resource: Parameters<CredentialConnector["listManaged"]>[1]) =>
-            checkTarget.call(connector, resourceName, resourceOfType(resource, type)),
+          checkTarget: async (
+            resourceName: string,
+            resource: Parameters<CredentialConnector["listManaged"]>[1],
+          ) => checkTarget.call(connector, resourceName, resourceOfType(resource, type)),
         }
       : {}),
     close: () => connector.close(),
