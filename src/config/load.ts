@@ -330,7 +330,7 @@ function optionFor(def: SchemaDef, value: unknown): unknown {
   );
 }
 
-/** One step into `schema` along `segment`; a discriminated union is entered only through its option. */
+/** One step into an object, list or record along `segment` (unions are resolved by the caller). */
 function childOf(schema: unknown, segment: Segment): unknown {
   const def = defOf(schema);
   if (def?.type === "object") return (def.shape as Record<string, unknown>)[segment];
