@@ -31,6 +31,20 @@ describe("connector settings checked at load", () => {
     expect(result.errors).toHaveLength(2);
   });
 
+  it("refuses MariaDB connection names the connector would write into statements, with their positions", () => {
+    const result = loadConfigText(
+      base(`  maria:
+    zone: db
+    type: mariadb
+    connection: { url: env:MARIA_URL, controlDatabase: "fb\`; DROP DATABASE mysql; --", userHost: "%'; --", database: shop }
+    roles: { read: { privileges: ["SELECT ON shop.*"] } }`),
+    );
+    expect(result.ok ? [] : result.errors.map((e) => `${e.line}:${e.path}: ${e.message}`)).toEqual([
+      "8:resources.maria.connection.controlDatabase: expected a plain database name of letters, digits and '_'",
+      "8:resources.maria.connection.userHost: expected a host, an address, a netmask or a '%' pattern",
+    ]);
+  });
+
   it("refuses two resources managing accounts with one prefix on one target", () => {
     const result = loadConfigText(
       base(`  a: { zone: db, type: postgres, connection: { url: env:PG }, roles: { admin: { grants: [x] } } }

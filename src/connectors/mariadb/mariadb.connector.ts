@@ -17,7 +17,7 @@ import {
   quoteString,
   SAFE_IDENTIFIER,
 } from "./mariadb.privileges.js";
-import { DEFAULT_CONTROL_DATABASE } from "./mariadb.settings.js";
+import { ACCOUNT_HOST, DEFAULT_CONTROL_DATABASE } from "./mariadb.settings.js";
 
 type MariadbResource = ResourceConfigOf<"mariadb">;
 
@@ -28,8 +28,6 @@ export const MAX_USER_NAME_LENGTH = 80;
 
 /** What an account Firebreak manages may be called; anything else handed to revoke is refused. */
 const MANAGED_NAME = /^[a-z0-9_]{1,80}$/;
-/** `connection.userHost`: a host, an address, a netmask or a `%` pattern; never a quote. */
-const ACCOUNT_HOST = /^[A-Za-z0-9.%_:/-]{1,255}$/;
 /** A grant id kept readable in the account name; longer or odder ids are hashed (32 characters, so never confused). */
 const READABLE_GRANT_ID = /^grt_([a-z0-9]{1,30})$/;
 const STATEMENT_TIMEOUT_MS = 10_000;
