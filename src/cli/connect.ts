@@ -2,13 +2,10 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { CredentialView } from "../api/grants.schema.js";
 
-type Credential = {
-  resource: string;
-  connector: string;
-  detail: Record<string, unknown>;
-  secret: string | null;
-};
+/** A credential as `POST /v1/grants/{id}/credential` replies with it. */
+type Credential = Omit<CredentialView, "state">;
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
