@@ -51,3 +51,6 @@ export const signalReply = z.object({
   /** Events older than what their incident last applied, so not applied. */
   superseded: z.number(),
 });
+
+/** `GET /metrics`: the Prometheus text format, not JSON. */
+export const metricsReply = z.string();

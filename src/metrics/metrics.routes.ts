@@ -1,5 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
-import { z } from "zod";
+import { metricsReply } from "../api/system.schema.js";
 import { FirebreakError } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { Metrics } from "./metrics.js";
@@ -20,7 +20,7 @@ export function createMetricsRoutes(deps: {
         "Prometheus metrics: requests by state, active grants, approval and revocation times, sink lag",
       tag: "system",
       auth: "raw",
-      reply: z.string(),
+      reply: metricsReply,
       async handler({ request, reply }) {
         const expected = deps.token();
         if (expected !== null) {
