@@ -7,7 +7,6 @@ import {
   findGrant,
   listDueGrants,
   listOverdueReviews,
-  listRevocationsDue,
   listUnfinishedEffects,
   markReviewAlerted,
   nextGrantDue,
@@ -28,7 +27,7 @@ export function createExpiryScheduler(deps: {
   db: Db;
   clock: Clock;
   inTransaction: InTransaction;
-  grants: Pick<GrantService, "closeMany" | "revokeEffects" | "revokeMany" | "issueEffects">;
+  grants: Pick<GrantService, "closeMany" | "revokeEffects" | "retryDueRevocations" | "issueEffects">;
   requests: Pick<RequestService, "lapseIfDue">;
   onError: (error: unknown) => void;
 }) {
@@ -75,7 +74,7 @@ export function createExpiryScheduler(deps: {
         acted++;
       }
     });
-    acted += (await deps.grants.revokeMany(await listRevocationsDue(deps.db, now, BATCH))).length;
+    acted += (await deps.grants.retryDueRevocations(now, BATCH)).length;
     for (const grant of await listOverdueReviews(deps.db, now, BATCH)) {
       await deps.inTransaction(async (unit) => {
         await markReviewAlerted(unit.tx, grant.id, unit.now);

@@ -205,6 +205,25 @@ export async function setRevocation(
     .execute();
 }
 
+/**
+ * Takes a due revocation for one attempt: moves its next time on to `until`, only if it is still
+ * the `expected` time that was read. Of several passes that read it due, one gets true.
+ */
+export async function claimRevocation(
+  db: Executor,
+  id: string,
+  expected: number,
+  until: number,
+): Promise<boolean> {
+  const result = await db
+    .updateTable("grants")
+    .set({ revocation_next_at: until })
+    .where("id", "=", id)
+    .where("revocation_next_at", "=", expected)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
 export async function recordReview(
   db: Executor,
   id: string,

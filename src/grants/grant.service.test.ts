@@ -512,6 +512,36 @@ describe.each(DIALECTS)("grant lifecycle on %s", (dialect) => {
     });
   });
 
+  it("retries a due revocation in one replica only when several passes find it due", async () => {
+    const grant = await activeGrant(one);
+    one.target.behaviour.unreachable = true;
+    await one.grants.revoke(alice, grant.id, "done with it");
+    one.target.behaviour.unreachable = false;
+    clock.advance(1000);
+
+    // The first pass's retry is held inside the target; meanwhile another replica's pass runs.
+    const gate = createGate();
+    one.target.behaviour.beforeRevoke = async () => {
+      one.target.behaviour.beforeRevoke = null;
+      await gate.wait();
+    };
+    const first = one.scheduler.runDue();
+    await gate.entered;
+    const two = secondProcess();
+    await two.scheduler.runDue();
+    gate.release();
+    await first;
+
+    expect(one.target.count("revoke")).toBe(2);
+    expect(await events(one.db, "revocation.verified")).toHaveLength(1);
+    expect(await events(one.db, "credential.revoked")).toHaveLength(1);
+    expect(await findGrant(one.db, grant.id)).toMatchObject({
+      revocationStatus: "verified",
+      revocationAttempts: 2,
+      revocationNextAt: null,
+    });
+  });
+
   it("keeps the scheduler off a revocation its closer is still doing, within the grace period", async () => {
     const grant = await activeGrant(one);
     const gate = createGate();

@@ -223,6 +223,7 @@ export function createGrantService(deps: {
     closeMany,
     revokeEffects: revocation.revokeEffects,
     revokeMany: revocation.revokeMany,
+    retryDueRevocations: revocation.retryDue,
     issueEffects,
 
     /**

@@ -4,9 +4,12 @@ import { inParallel } from "../shared/parallel.js";
 import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
 import type { EffectRunner } from "./effects.js";
 import {
+  CLOSER_GRACE_MS,
+  claimRevocation,
   type GrantEffect,
   type GrantRecord,
   listEffects,
+  listRevocationsDue,
   setRevocation,
   updateEffect,
 } from "./grant.repo.js";
@@ -130,6 +133,21 @@ export function createRevocation(deps: {
 
   return {
     revokeMany,
+    /**
+     * Retries the revocations that are due: a failed attempt whose time came, or a close whose
+     * closer did not record an outcome within its grace period. Each is claimed first (its next
+     * time moved a grace period on, compare-and-set on the time read), so of several replicas'
+     * passes one takes it; a claimant that dies is relieved when that grace period ends.
+     */
+    async retryDue(now: number, limit: number): Promise<boolean[]> {
+      const claimed: GrantRecord[] = [];
+      for (const grant of await listRevocationsDue(deps.db, now, limit)) {
+        if (grant.revocationNextAt === null) continue;
+        if (await claimRevocation(deps.db, grant.id, grant.revocationNextAt, now + CLOSER_GRACE_MS))
+          claimed.push(grant);
+      }
+      return revokeMany(claimed);
+    },
     async revokeEffects(grant: GrantRecord): Promise<boolean> {
       const [ok] = await revokeMany([grant]);
       return ok ?? false;
