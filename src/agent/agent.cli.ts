@@ -3,11 +3,7 @@ import { type Command, Option } from "commander";
 import { readCredentials } from "../cli/client.js";
 import { parseDuration } from "../config/duration.js";
 import { NAME_PATTERN } from "../config/schema.js";
-import { createNftRunner } from "../enforcers/nftables/nft.js";
-import { createNftablesEnforcer } from "../enforcers/nftables/nftables.enforcer.js";
-import { TABLE_PATTERN } from "../enforcers/nftables/ruleset.js";
-import { createAgent } from "./agent.js";
-import { createHttpStateSource } from "./sources.js";
+import { TABLE_PATTERN } from "../enforcers/nftables/nftables.settings.js";
 
 function logLine(level: string, message: string, fields: Record<string, unknown> = {}) {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, message, ...fields })}\n`);
@@ -71,6 +67,14 @@ export function registerAgentCommand(
         const token = options.token ?? process.env.FIREBREAK_TOKEN ?? saved.token;
         if (!token)
           throw context.fail("an agent token is needed: --token or $FIREBREAK_TOKEN", "UNAUTHENTICATED");
+        // Loaded when the agent runs, so that every other command of the CLI loads no enforcer.
+        const [{ createNftRunner }, { createNftablesEnforcer }, { createAgent }, { createHttpStateSource }] =
+          await Promise.all([
+            import("../enforcers/nftables/nft.js"),
+            import("../enforcers/nftables/nftables.enforcer.js"),
+            import("./agent.js"),
+            import("./sources.js"),
+          ]);
         const enforcer = createNftablesEnforcer({
           runner: createNftRunner({ netns: options.netns ?? null }),
           table: options.table,

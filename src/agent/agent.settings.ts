@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { EnforcerSettings } from "../plugins/contracts.js";
+import type { EnforcerSettings } from "../plugins/settings-contract.js";
 
 /** `serve --enforcer agent`: agents enforce; the server only publishes and waits, so nothing to set. */
 export const agentEnforcerSettings = { options: z.strictObject({}) } satisfies EnforcerSettings;

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
+import type { AgentReport } from "../api/enforcement.schema.js";
 import type { ApplyOptions, ApplyResult } from "../enforcers/nftables/nftables.enforcer.js";
 import { buildRuleset } from "../enforcers/nftables/ruleset.js";
 import { buildNetworkState, type NetworkState, type PathState } from "../segmentation/network-state.js";
 import { createAgent, type PathEnforcer, type StateSource } from "./agent.js";
-import type { AgentReport } from "./enforcement.service.js";
 
 const zones: NetworkState["zones"] = [
   { name: "bastion", cidrs: ["10.20.0.0/24"], enforcement: "enforce", labels: {} },

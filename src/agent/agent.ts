@@ -1,6 +1,6 @@
+import type { AgentReport } from "../api/enforcement.schema.js";
 import type { ApplyOptions, ApplyResult, Drift } from "../enforcers/nftables/nftables.enforcer.js";
 import type { NetworkState } from "../segmentation/network-state.js";
-import type { AgentReport } from "./enforcement.service.js";
 
 /**
  * The enforcement agent: follows the server's desired network state, applies it through an

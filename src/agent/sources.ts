@@ -1,9 +1,8 @@
 import { z } from "zod";
+import type { AgentReport } from "../api/enforcement.schema.js";
 import { FirebreakError } from "../errors.js";
 import { networkStateSchema } from "../segmentation/network-state.js";
-import type { Clock } from "../shared/clock.js";
 import type { StateSource } from "./agent.js";
-import type { AgentReport, EnforcementService } from "./enforcement.service.js";
 
 /** The desired-state endpoint's answer, validated on the agent's side too. */
 export const desiredStateReplySchema = z.object({
@@ -62,27 +61,5 @@ export function createHttpStateSource(options: {
       });
       if (!response.ok) throw await failure(response, "the server refused the report");
     },
-  };
-}
-
-/** The desired state in process, for `firebreak serve --enforcer nftables`. */
-export function createLocalStateSource(deps: {
-  enforcement: Pick<EnforcementService, "polling" | "waitForChange" | "report">;
-  clock: Clock;
-  agent: string;
-  enforcer: string;
-  graceMs: number;
-}): StateSource {
-  return {
-    async poll(after, waitSeconds, signal) {
-      const release = await deps.enforcement.polling(deps.agent, deps.enforcer, deps.graceMs);
-      try {
-        const state = await deps.enforcement.waitForChange(after, waitSeconds * 1000, signal);
-        return { serverTime: deps.clock.now(), state };
-      } finally {
-        release();
-      }
-    },
-    report: (report) => deps.enforcement.report("system:firebreak", report),
   };
 }

@@ -55,6 +55,9 @@ export const agentReportSchema = z.strictObject({
   where: z.string().max(200),
 });
 
+/** What an agent reports after each apply: the remote agent builds it, the server records it. */
+export type AgentReport = z.infer<typeof agentReportSchema>;
+
 export const reportReply = z.object({ accepted: z.boolean() });
 
 export const agentsReply = z.object({

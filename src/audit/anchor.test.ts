@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, DIALECTS, type TestDatabase } from "../../test/support/databases.js";
+import { createTransactionRunner } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { createManualClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
-import { createTransactionRunner } from "../shared/transaction.js";
 import {
   type AnchorPoint,
   checkAnchorLocation,

@@ -1,10 +1,10 @@
 import { generateKeyPairSync } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, DIALECTS, type TestDatabase } from "../../test/support/databases.js";
+import { createTransactionRunner } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { createManualClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
-import { createTransactionRunner } from "../shared/transaction.js";
 import { listAuditEvents, readHead } from "./audit.repo.js";
 import {
   CHECKPOINT_TYPE,

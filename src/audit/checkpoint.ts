@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
+import type { InTransaction } from "../db/transaction.js";
 import type { Tx } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
-import type { InTransaction } from "../shared/transaction.js";
 import type { AuditEvent, ChainHead } from "./chain.js";
 import { canonicalJson } from "./chain.js";
 

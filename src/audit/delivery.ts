@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { AuditDeliveryConfig, AuditSinkConfig } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
 import type { AuditSink, SinkDeps } from "../plugins/contracts.js";
 import type { SinkRegistry } from "../plugins/registry.js";
 import type { Clock } from "../shared/clock.js";
 import type { EventBus } from "../shared/events.js";
-import type { InTransaction } from "../shared/transaction.js";
 import { type SinkRecord, toSinkRecord } from "./analyst-view.js";
 import { listAuditEvents, listAuditEventsBySeq, readHead } from "./audit.repo.js";
 import { type AuditEvent, canonicalJson } from "./chain.js";

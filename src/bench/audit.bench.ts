@@ -10,10 +10,10 @@ import { createAuditDelivery } from "../audit/delivery.js";
 import { createRelatedLookup } from "../audit/related.js";
 import type { AuditSinkConfig } from "../config/schema.js";
 import { migrateToLatest, openDatabase } from "../db/database.js";
+import { createTransactionRunner } from "../db/transaction.js";
 import { sinkRegistry } from "../plugins/registry.js";
 import { systemClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
-import { createTransactionRunner } from "../shared/transaction.js";
 
 /**
  * (f) The audit stream: events appended per second with the hash chain (one event per

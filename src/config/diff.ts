@@ -1,4 +1,4 @@
-import { canonicalJson } from "../audit/chain.js";
+import { canonicalJson } from "../shared/canonical-json.js";
 import type { FirebreakConfig } from "./schema.js";
 
 export interface NamedChanges {

@@ -2,10 +2,15 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from "yaml";
 import type { z } from "zod";
-import { canonicalJson } from "../audit/chain.js";
-import type { ConfigPath, ResourceSettings, SettingsReport, SignalSettings } from "../plugins/contracts.js";
 import { resourceSettings, signalSettings } from "../plugins/settings.js";
+import type {
+  ConfigPath,
+  ResourceSettings,
+  SettingsReport,
+  SignalSettings,
+} from "../plugins/settings-contract.js";
 import { CelCompileError, compileCondition, didYouMean } from "../policy/cel.js";
+import { canonicalJson } from "../shared/canonical-json.js";
 import { parseDuration } from "./duration.js";
 import { kindsLabel, whenMissing } from "./primitives.js";
 import { configSchema, type FirebreakConfig, NAME_PATTERN } from "./schema.js";

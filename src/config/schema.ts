@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { ResourceSettings, SinkSettings } from "../plugins/contracts.js";
 import { plannedResourceTypes, resourceSettings, signalSettings, sinkSettings } from "../plugins/settings.js";
+import type { ResourceSettings, SinkSettings } from "../plugins/settings-contract.js";
 import {
   addressSchema,
   alternatives,

@@ -5,7 +5,7 @@ import { countBlockingOverdueReviews } from "../grants/grant.repo.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { AccessIndex } from "../policy/access-index.js";
 import { zoneOfTarget } from "../policy/engine.js";
-import type { Runtime } from "../server/runtime.js";
+import type { Runtime } from "../runtime/runtime.service.js";
 import type { Clock } from "../shared/clock.js";
 import { NO_INCIDENT, type SignalService } from "../signals/signal.service.js";
 import type { UserService } from "../users/user.service.js";

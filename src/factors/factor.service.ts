@@ -8,12 +8,12 @@ import {
 import * as OTPAuth from "otpauth";
 import QRCode from "qrcode";
 import { FACTOR_KINDS } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db, FactorAuthorization } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
-import type { InTransaction } from "../shared/transaction.js";
 import type { Principal, UserService } from "../users/user.service.js";
 import {
   advanceStep,

@@ -1,7 +1,7 @@
+import type { InTransaction } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
 import type { SecretBox } from "../secrets/secret-box.js";
-import type { InTransaction } from "../shared/transaction.js";
 import type { Principal } from "../users/user.service.js";
 import { PATH_CONNECTOR_PREFIX } from "./effects.js";
 import { findGrant, type GrantRecord, listEffects, markDelivered } from "./grant.repo.js";

@@ -2,10 +2,11 @@ import type { FirebreakConfig } from "../config/schema.js";
 import { assert } from "../errors.js";
 import type { NetworkEnforcer } from "../plugins/contracts.js";
 import type { ConnectorRegistry } from "../plugins/registry.js";
-import type { GrantEffect, GrantRecord } from "./grant.repo.js";
+import { type GrantEffect, type GrantRecord, PATH_CONNECTOR_PREFIX } from "./grant.repo.js";
 
-/** An effect row's connector for network paths: `path:<enforcer kind>`. */
-export const PATH_CONNECTOR_PREFIX = "path:";
+// Declared with the rows it describes, so the enforcement repository can read paths without
+// importing the grant lifecycle.
+export { PATH_CONNECTOR_PREFIX };
 
 export interface AppliedEffect {
   externalId: string;

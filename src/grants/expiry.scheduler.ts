@@ -1,8 +1,8 @@
+import type { InTransaction } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { listLapsing, nextLapse, takeReminders } from "../requests/request.repo.js";
 import { type RequestService, requestContext } from "../requests/request.service.js";
 import type { Clock } from "../shared/clock.js";
-import type { InTransaction } from "../shared/transaction.js";
 import {
   findGrant,
   listDueGrants,

@@ -52,6 +52,9 @@ export interface GrantEffect {
   updatedAt: number;
 }
 
+/** An effect row's connector for network paths: `path:<enforcer kind>`. */
+export const PATH_CONNECTOR_PREFIX = "path:";
+
 /** How long the process that closed a grant has to record its revocation before the scheduler retries it. */
 export const CLOSER_GRACE_MS = 30_000;
 

@@ -1,4 +1,5 @@
 import type { FirebreakConfig } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db, GrantState, ReviewState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { type PresentedFactor, pickFreshFactor, unfreshReason } from "../factors/freshness.js";
@@ -10,7 +11,6 @@ import { type RequestService, requestContext } from "../requests/request.service
 import type { SecretBox } from "../secrets/secret-box.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
-import type { InTransaction } from "../shared/transaction.js";
 import type { SignalService } from "../signals/signal.service.js";
 import type { Principal } from "../users/user.service.js";
 import { createCredentialDelivery, secretAad } from "./delivery.js";

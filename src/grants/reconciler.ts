@@ -1,7 +1,7 @@
 import type { FirebreakConfig } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import type { ConnectorRegistry } from "../plugins/registry.js";
-import type { InTransaction } from "../shared/transaction.js";
 import { listLiveEffects } from "./grant.repo.js";
 
 /**

@@ -1,7 +1,7 @@
+import type { InTransaction, UnitOfWork } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { inParallel } from "../shared/parallel.js";
-import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
 import type { EffectRunner } from "./effects.js";
 import {
   CLOSER_GRACE_MS,

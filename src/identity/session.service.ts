@@ -1,8 +1,8 @@
 import type { FirebreakConfig } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import type { Clock } from "../shared/clock.js";
-import type { InTransaction } from "../shared/transaction.js";
 import {
   findUser,
   insertUser,

@@ -1,8 +1,8 @@
 import type { AuditEvent } from "../audit/chain.js";
 import type { FirebreakConfig } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Clock } from "../shared/clock.js";
-import type { InTransaction } from "../shared/transaction.js";
-import { signWebhook } from "./standard-webhooks.js";
+import { signWebhook } from "../shared/standard-webhooks.js";
 
 /** Audit event types people are told about, and who the message is for. */
 const NOTIFIED: Record<string, "approvers" | "requester" | "reviewers"> = {

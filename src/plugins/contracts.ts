@@ -1,4 +1,3 @@
-import type { z } from "zod";
 import type { SinkRecord } from "../audit/analyst-view.js";
 import type { AuditSinkConfig, ResourceConfigOf, ResourceType, SinkType } from "../config/schema.js";
 import type { EnforcerKind, SignalSourceKind } from "./settings.js";
@@ -11,63 +10,18 @@ import type { EnforcerKind, SignalSourceKind } from "./settings.js";
  */
 
 // ---------------------------------------------------------------------------------------------
-// Settings: what each plug-in reads from `firebreak.yaml`, and what it checks when the file is
-// loaded. Settings files import only zod and the configuration's value types, so `validate` never
-// loads a driver.
+// Settings: declared in `settings-contract.ts` (imported by the configuration schema, so it must not
+// import this file), re-exported here for the implementations.
 
-/** A position in the configuration document: `["resources", "pg", "roles", "admin", "grants", 0]`. */
-export type ConfigPath = readonly (string | number)[];
-
-/**
- * What a plug-in's load-time check reports through. Checks read the raw document (every access
- * defensive), so their findings are reported together with the schema's, each at its position.
- */
-export interface SettingsReport {
-  error(path: ConfigPath, message: string): void;
-  warn(path: ConfigPath, message: string): void;
-  /** Refuses `value` at `path` when it names no zone of the configuration. */
-  zone(path: ConfigPath, value: unknown): void;
-}
-
-/** A mapping from the raw document, before the schema shaped it. */
-export type RawSettings = Readonly<Record<string, unknown>>;
-
-/**
- * A connector's settings: the keys it adds to a resource of its type (beside `zone`, `type`,
- * `description`, `address`, `connection` and `roles`, which every resource has), the keys of its
- * roles, and the checks a schema cannot express. Every role key is optional: a role may be named
- * before it maps to anything.
- */
-export interface ResourceSettings {
-  readonly resource: z.ZodRawShape;
-  readonly role: z.ZodRawShape;
-  /**
-   * The connector creates accounts named with the resource's `namePrefix` and its reconciler claims
-   * every account under that prefix: two resources sharing a target and a prefix are refused.
-   */
-  readonly prefixedAccounts?: boolean;
-  /** Load-time checks of one resource of this type at `path`. */
-  check?(resource: RawSettings, path: ConfigPath, report: SettingsReport): void;
-}
-
-/** A sink's settings: the keys it adds to a sink of its type, beside the ones every sink has. */
-export interface SinkSettings {
-  readonly sink: z.ZodRawShape;
-}
-
-/** A signal source's settings: its section under `signals`, and its load-time checks. */
-export interface SignalSettings {
-  readonly schema: z.ZodObject;
-  check?(settings: RawSettings, path: ConfigPath, report: SettingsReport): void;
-}
-
-/**
- * An enforcer's settings: the options `firebreak serve --enforcer KIND` passes it (from flags, not
- * from the file), validated before it starts.
- */
-export interface EnforcerSettings {
-  readonly options: z.ZodObject;
-}
+export type {
+  ConfigPath,
+  EnforcerSettings,
+  RawSettings,
+  ResourceSettings,
+  SettingsReport,
+  SignalSettings,
+  SinkSettings,
+} from "./settings-contract.js";
 
 // ---------------------------------------------------------------------------------------------
 // Implementations.

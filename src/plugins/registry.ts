@@ -1,4 +1,3 @@
-import { createAgentEnforcer } from "../agent/agent.enforcer.js";
 import { createFileSink } from "../audit/sinks/file.sink.js";
 import { createSplunkHecSink } from "../audit/sinks/splunk-hec.sink.js";
 import { createSyslogSink } from "../audit/sinks/syslog.sink.js";
@@ -7,6 +6,7 @@ import type { ResourceType } from "../config/schema.js";
 import { createLogConnector } from "../connectors/log/log.connector.js";
 import { createMariadbConnector } from "../connectors/mariadb/mariadb.connector.js";
 import { createPostgresConnector } from "../connectors/postgres/postgres.connector.js";
+import { createAgentEnforcer } from "../enforcement/agent.enforcer.js";
 import { createLogEnforcer } from "../enforcers/log/log.enforcer.js";
 import type {
   ConnectorDeps,

@@ -12,7 +12,12 @@ import { nftablesEnforcerSettings } from "../enforcers/nftables/nftables.setting
 import { alertmanagerSignalSettings } from "../signals/alertmanager.settings.js";
 import { genericSignalSettings } from "../signals/generic.settings.js";
 import { pagerdutySignalSettings } from "../signals/pagerduty.settings.js";
-import type { EnforcerSettings, ResourceSettings, SignalSettings, SinkSettings } from "./contracts.js";
+import type {
+  EnforcerSettings,
+  ResourceSettings,
+  SignalSettings,
+  SinkSettings,
+} from "./settings-contract.js";
 
 /**
  * The settings registries: one line per plug-in kind. They name the kinds (`ResourceType`,

@@ -3,12 +3,12 @@ import { createTestDatabase, DIALECTS, type TestDatabase } from "../../test/supp
 import { listAuditEvents } from "../audit/audit.repo.js";
 import type { AuditEvent } from "../audit/chain.js";
 import { loadConfigText } from "../config/load.js";
+import { createTransactionRunner } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
 import { compilePolicy } from "../policy/engine.js";
 import { createManualClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
-import { createTransactionRunner } from "../shared/transaction.js";
 import { createSignalService } from "../signals/signal.service.js";
 import type { Principal } from "../users/user.service.js";
 import { findRequest, listApprovals } from "./request.repo.js";

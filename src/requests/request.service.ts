@@ -1,4 +1,5 @@
 import type { FirebreakConfig } from "../config/schema.js";
+import type { InTransaction, UnitOfWork } from "../db/transaction.js";
 import type { Db, RequestState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { type PresentedFactor, pickFreshFactor, unfreshReason } from "../factors/freshness.js";
@@ -8,7 +9,6 @@ import { type CompiledPolicy, decide } from "../policy/engine.js";
 import { canSeeRequest } from "../policy/visibility.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
-import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
 import type { SignalService } from "../signals/signal.service.js";
 import type { Principal } from "../users/user.service.js";
 import {

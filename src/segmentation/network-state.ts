@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { canonicalJson } from "../audit/chain.js";
 import { PORT_SPEC_PATTERN } from "../config/patterns.js";
 import { type FirebreakConfig, NAME_PATTERN, USER_PATTERN } from "../config/schema.js";
+import { canonicalJson } from "../shared/canonical-json.js";
 import { ID_PATTERN } from "../shared/ids.js";
 
 /**

@@ -1,7 +1,6 @@
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { createEnforcement, type EnforcementOptions } from "../agent/enforcement.js";
 import { createAnchorKeeper } from "../audit/anchor.js";
 import { createAuditRoutes } from "../audit/audit.routes.js";
 import { createAuditService } from "../audit/audit.service.js";
@@ -16,6 +15,7 @@ import { loadRevocations, saveRevocations } from "../connectors/ssh/revocation.r
 import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
 import { createSshRoutes } from "../connectors/ssh/ssh.routes.js";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
+import { createTransactionRunner } from "../db/transaction.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
 import { isFirebreakError } from "../errors.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
@@ -41,12 +41,12 @@ import { createAccessHolder } from "../policy/access-holder.js";
 import { createAccessIndex } from "../policy/access-index.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
 import { createRequestService, suggestedApprovers } from "../requests/request.service.js";
+import { createRuntimeHolder, type Runtime } from "../runtime/runtime.service.js";
 import { createKeyStore } from "../secrets/key-store.js";
 import { createSecretBox, loadMasterKeys } from "../secrets/secret-box.js";
 import { createSegmentationRoutes } from "../segmentation/segmentation.routes.js";
 import { type Clock, systemClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
-import { createTransactionRunner } from "../shared/transaction.js";
 import { createSignalRoutes } from "../signals/signal.routes.js";
 import { createSignalService } from "../signals/signal.service.js";
 import { isTrustedProxy } from "../signals/source-zone.js";
@@ -55,7 +55,7 @@ import { createUserRoutes } from "../users/user.routes.js";
 import { createUserService, directoryCaseConflicts } from "../users/user.service.js";
 import { VERSION } from "../version.js";
 import { createZoneRoutes } from "../zones/zone.routes.js";
-import { createRuntimeHolder, type Runtime } from "./runtime.js";
+import { createEnforcement, type EnforcementOptions } from "./enforcement.js";
 import { createSystemRoutes } from "./system.routes.js";
 
 export interface AppOptions {

@@ -3,7 +3,7 @@ import { healthReply, readyReply, reloadReply } from "../api/system.schema.js";
 import type { Db } from "../db/types.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
-import type { RuntimeHolder } from "./runtime.js";
+import type { RuntimeHolder } from "../runtime/runtime.service.js";
 
 export function createSystemRoutes(deps: {
   db: Db;

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { AuditEvent } from "../audit/chain.js";
+import type { AuditEvent } from "./audit-event.js";
 
 /**
  * Committed audit events, published in-process after their transaction commits, for live views

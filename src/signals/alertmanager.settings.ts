@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { secretRefSchema } from "../config/primitives.js";
-import type { SignalSettings } from "../plugins/contracts.js";
+import type { SignalSettings } from "../plugins/settings-contract.js";
 
 /** `signals.alertmanager`: Alertmanager's webhook, authenticated by a bearer token. */
 export const alertmanagerSignalSettings = {

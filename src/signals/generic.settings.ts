@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { durationSchema, secretRefSchema } from "../config/primitives.js";
-import type { SignalSettings } from "../plugins/contracts.js";
+import type { SignalSettings } from "../plugins/settings-contract.js";
 
 /** `signals.generic`: any sender that signs its timestamp and body with the shared secret. */
 export const genericSignalSettings = {

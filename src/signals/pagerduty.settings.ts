@@ -1,6 +1,11 @@
 import { z } from "zod";
 import { durationSchema, nameSchema, secretRefSchema } from "../config/primitives.js";
-import type { ConfigPath, RawSettings, SettingsReport, SignalSettings } from "../plugins/contracts.js";
+import type {
+  ConfigPath,
+  RawSettings,
+  SettingsReport,
+  SignalSettings,
+} from "../plugins/settings-contract.js";
 
 /** `signals.pagerduty`: PagerDuty v3 webhooks, signed with the subscription's secret. */
 export const pagerdutySignalSettings = {

@@ -1,11 +1,11 @@
 import { z } from "zod";
 import type { FirebreakConfig } from "../config/schema.js";
+import type { InTransaction, UnitOfWork } from "../db/transaction.js";
 import type { Db, Executor } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
 import type { IncidentSignal, SignalDelivery, SignalSource, SignalSourceKind } from "../plugins/contracts.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
-import type { InTransaction, UnitOfWork } from "../shared/transaction.js";
 import { insertIncident, listOpenIncidents, lockIncident, updateIncident } from "./incident.repo.js";
 import { deleteExpiredReceipts, recordReceipt } from "./receipt.repo.js";
 import { createRejectionTracker, REJECTION_INTERVAL_MS, type RejectionReason } from "./rejections.js";

@@ -1,11 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FirebreakConfig } from "../config/schema.js";
 import { NAME_PATTERN, USER_PATTERN } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db, Executor } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { matchesPrincipal } from "../policy/approvals.js";
 import type { Clock } from "../shared/clock.js";
-import type { InTransaction } from "../shared/transaction.js";
 import {
   countAdmins,
   findToken,

@@ -1,7 +1,7 @@
 import { zoneIdParams, zonesReply, zoneViewSchema } from "../api/zones.schema.js";
 import { FirebreakError } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
-import type { Runtime } from "../server/runtime.js";
+import type { Runtime } from "../runtime/runtime.service.js";
 import type { SignalService } from "../signals/signal.service.js";
 
 export function createZoneRoutes(deps: {

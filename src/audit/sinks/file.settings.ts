@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { required, sizeSchema } from "../../config/primitives.js";
-import type { SinkSettings } from "../../plugins/contracts.js";
+import type { SinkSettings } from "../../plugins/settings-contract.js";
 
 /** What a `type: file` sink says, beside what every sink says. */
 export const fileSinkSettings = {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { required, secretRefSchema } from "../../config/primitives.js";
-import type { SinkSettings } from "../../plugins/contracts.js";
+import type { SinkSettings } from "../../plugins/settings-contract.js";
 import { isHttpUrl, sinkHostnameSetting, sinkTlsSettings, sinkUrlSetting } from "./tls.settings.js";
 
 /** What a `type: splunk-hec` sink says, beside what every sink says. */

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { required } from "../../config/primitives.js";
-import type { SinkSettings } from "../../plugins/contracts.js";
+import type { SinkSettings } from "../../plugins/settings-contract.js";
 import { sinkHostnameSetting, sinkTlsSettings, sinkUrlSetting } from "./tls.settings.js";
 
 /** RFC 5424 facility names, in code order (`audit` is 13, "log audit"). */

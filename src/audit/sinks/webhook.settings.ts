@@ -1,5 +1,5 @@
 import { required, secretRefSchema } from "../../config/primitives.js";
-import type { SinkSettings } from "../../plugins/contracts.js";
+import type { SinkSettings } from "../../plugins/settings-contract.js";
 import { isHttpUrl, sinkTlsSettings, sinkUrlSetting } from "./tls.settings.js";
 
 /** What a `type: webhook` sink says, beside what every sink says. */

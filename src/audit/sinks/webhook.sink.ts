@@ -1,6 +1,6 @@
 import { type AuditSinkConfig, sinkOfType } from "../../config/schema.js";
-import { signWebhook } from "../../notify/standard-webhooks.js";
 import type { AuditSink, SinkDeps } from "../../plugins/contracts.js";
+import { signWebhook } from "../../shared/standard-webhooks.js";
 import { formatters } from "../formats/index.js";
 import { createHttpClient, pathOf } from "./http-client.js";
 import { SinkDeliveryError } from "./sink-error.js";

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { ResourceSettings } from "../../plugins/contracts.js";
+import type { ResourceSettings } from "../../plugins/settings-contract.js";
 
 type Intersection<Union> = (Union extends unknown ? (whole: Union) => void : never) extends (
   whole: infer All,

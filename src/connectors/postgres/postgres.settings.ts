@@ -1,6 +1,11 @@
 import { z } from "zod";
 import { namePrefixSchema } from "../../config/primitives.js";
-import type { ConfigPath, RawSettings, ResourceSettings, SettingsReport } from "../../plugins/contracts.js";
+import type {
+  ConfigPath,
+  RawSettings,
+  ResourceSettings,
+  SettingsReport,
+} from "../../plugins/settings-contract.js";
 
 const roleName = z.string().min(1).max(63);
 

@@ -3,6 +3,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FirebreakError } from "../../errors.js";
 import { keygenOrFail, runKeygen, withPrivateDirectory } from "./keygen.js";
+import type { RevokedCertificate } from "./revocation.repo.js";
 
 /**
  * OpenSSH key revocation lists (KRLs) for the per-zone user CAs. A KRL names certificates of one
@@ -36,15 +37,8 @@ export function parseSerial(value: unknown): bigint | null {
   return serial !== null && serial > 0n && serial <= SERIAL_MASK ? serial : null;
 }
 
-/** One revoked certificate: what a KRL names it by, and when it would have expired anyway. */
-export interface RevokedCertificate {
-  /** Decimal serial, as in the issued detail. */
-  serial: string;
-  /** The certificate's key id (the grant id); null to revoke by serial alone. */
-  keyId: string | null;
-  /** Epoch milliseconds of the certificate's valid-before, when known; used to prune the list. */
-  validBefore: number | null;
-}
+// Declared with the rows that store it, so the repository imports nothing of the connector.
+export type { RevokedCertificate };
 
 /** The KRL specification text: one `serial:` and one `id:` line per certificate, validated first. */
 export function krlSpecification(revoked: Iterable<RevokedCertificate>): string {

@@ -1,5 +1,14 @@
 import type { Db } from "../../db/types.js";
-import type { RevokedCertificate } from "./krl.js";
+
+/** One revoked certificate: what a KRL names it by, and when it would have expired anyway. */
+export interface RevokedCertificate {
+  /** Decimal serial, as in the issued detail. */
+  serial: string;
+  /** The certificate's key id (the grant id); null to revoke by serial alone. */
+  keyId: string | null;
+  /** Epoch milliseconds of the certificate's valid-before, when known; used to prune the list. */
+  validBefore: number | null;
+}
 
 /** Replaces a zone's revoked set with what was just published, in one transaction. */
 export async function saveRevocations(

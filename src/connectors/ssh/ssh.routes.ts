@@ -1,7 +1,7 @@
 import { sshCaReply, sshKrlReply, sshZoneParams } from "../../api/zones.schema.js";
 import { FirebreakError } from "../../errors.js";
 import { type AnyRoute, defineRoute } from "../../http/route.js";
-import type { Runtime } from "../../server/runtime.js";
+import type { Runtime } from "../../runtime/runtime.service.js";
 import { type SshConnector, sshdConfigLines } from "./ssh.connector.js";
 
 /** The CA public key and sshd_config lines a host needs, and the revocation list hosts fetch. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { ResourceSettings } from "../../plugins/contracts.js";
+import type { ResourceSettings } from "../../plugins/settings-contract.js";
 import { PRINCIPAL_PATTERN } from "./ssh-input.js";
 
 /** What a `type: ssh` resource's roles say; the resource itself needs nothing beyond what every resource has. */

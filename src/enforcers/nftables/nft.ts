@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FirebreakError } from "../../errors.js";
+import { NETNS_PATTERN } from "./nftables.settings.js";
 import type { NftCommand } from "./ruleset.js";
 
 /**
@@ -13,7 +14,6 @@ import type { NftCommand } from "./ruleset.js";
  * passed as a list, and the only variable ones (namespace, table) are validated first.
  */
 
-export const NETNS_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MAX_OUTPUT = 512 * 1024 * 1024;
 
 export interface NftRunner {

@@ -17,6 +17,7 @@ import {
   prefixLength,
 } from "../../segmentation/ip.js";
 import type { NetworkState, PathState } from "../../segmentation/network-state.js";
+import { TABLE_PATTERN } from "./nftables.settings.js";
 
 /**
  * Turns a network state into one nftables table, as libnftables JSON (`nft -j -f`). The table is
@@ -24,8 +25,7 @@ import type { NetworkState, PathState } from "../../segmentation/network-state.j
  * clock (the server time `now` is an input), hostnames already resolved by the caller.
  */
 
-/** Table names Firebreak accepts: they are written into commands, so no other characters. */
-export const TABLE_PATTERN = /^[a-z][a-z0-9_]{0,30}$/;
+export { TABLE_PATTERN };
 export const DEFAULT_TABLE = "firebreak";
 /** nftables element comments are at most 128 bytes. */
 const MAX_COMMENT = 120;

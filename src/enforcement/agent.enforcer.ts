@@ -1,6 +1,19 @@
 import { FirebreakError } from "../errors.js";
 import type { EnforcerKind, NetworkEnforcer } from "../plugins/contracts.js";
-import type { EnforcementService } from "./enforcement.service.js";
+
+/**
+ * What this enforcer needs of the server's enforcement service, which satisfies it. Declared here
+ * because plug-ins sit below services: importing the service's type closed a cycle through the
+ * plug-in registry and the grant effects.
+ */
+export interface PathConfirmations {
+  /** The desired state changed: publish it. */
+  changed(): void;
+  /** Agents that hold the grant's path open, and those that do not yet (bounded wait). */
+  waitOpen(grantId: string, timeoutMs: number): Promise<{ confirmed: string[]; pending: string[] }>;
+  /** Agents that have dropped the grant's path (or cannot hold it), and those that may still. */
+  waitClosed(grantId: string, timeoutMs: number): Promise<{ confirmed: string[]; pending: string[] }>;
+}
 
 /** How long opening or closing a path waits for the agents to confirm, by default. */
 export const DEFAULT_CONFIRM_TIMEOUT_MS = 10_000;
@@ -18,7 +31,7 @@ export function pathRuleId(grantId: string): string {
  */
 export function createAgentEnforcer(deps: {
   kind: Extract<EnforcerKind, "agent" | "nftables">;
-  enforcement: Pick<EnforcementService, "changed" | "waitOpen" | "waitClosed">;
+  enforcement: PathConfirmations;
   confirmTimeoutMs?: number;
 }): NetworkEnforcer {
   const timeout = deps.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS;

@@ -1,4 +1,6 @@
+import type { AgentReport } from "../api/enforcement.schema.js";
 import type { FirebreakConfig } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import {
   buildNetworkState,
@@ -8,7 +10,6 @@ import {
 } from "../segmentation/network-state.js";
 import type { Clock } from "../shared/clock.js";
 import type { EventBus } from "../shared/events.js";
-import type { InTransaction } from "../shared/transaction.js";
 import { type AgentRecord, listAgents, listOpenPaths, saveAgent, touchAgent } from "./enforcement.repo.js";
 
 /**
@@ -18,22 +19,7 @@ import { type AgentRecord, listAgents, listOpenPaths, saveAgent, touchAgent } fr
  * as verified: has every agent that could still hold this path dropped it? See NOTES.md.
  */
 
-/** What an agent reports after each apply (validated by the route). */
-export interface AgentReport {
-  agent: string;
-  enforcer: string;
-  status: "applied" | "failed-closed" | "error";
-  digest: string | null;
-  graceMs: number;
-  mode: "unchanged" | "grants" | "replaced" | null;
-  /** Grants of the reported state whose paths the agent did not open (ended locally, unresolvable). */
-  notOpen: string[];
-  skipped: { subject: string; reason: string }[];
-  drift: { removed: string[]; restored: string[] };
-  error: string | null;
-  durationMs: number;
-  where: string;
-}
+export type { AgentReport };
 
 export interface AgentView {
   name: string;

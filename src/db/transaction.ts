@@ -1,8 +1,8 @@
 import { type AuditEventInput, appendAuditEvent } from "../audit/audit.repo.js";
 import type { AuditEvent } from "../audit/chain.js";
-import type { Db, Tx } from "../db/types.js";
-import type { Clock } from "./clock.js";
-import type { EventBus } from "./events.js";
+import type { Clock } from "../shared/clock.js";
+import type { EventBus } from "../shared/events.js";
+import type { Db, Tx } from "./types.js";
 
 export interface UnitOfWork {
   tx: Tx;

@@ -1,5 +1,9 @@
+import { createAgent } from "../agent/agent.js";
 import type { FirebreakConfig } from "../config/schema.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
+import { createEnforcementRoutes } from "../enforcement/enforcement.routes.js";
+import { createEnforcementService } from "../enforcement/enforcement.service.js";
 import { createNftRunner } from "../enforcers/nftables/nft.js";
 import { createNftablesEnforcer } from "../enforcers/nftables/nftables.enforcer.js";
 import type { EnforcerKind } from "../plugins/contracts.js";
@@ -7,11 +11,7 @@ import { checkEnforcerOptions } from "../plugins/enforcer-options.js";
 import { enforcerRegistry } from "../plugins/registry.js";
 import type { Clock } from "../shared/clock.js";
 import type { EventBus } from "../shared/events.js";
-import type { InTransaction } from "../shared/transaction.js";
-import { createAgent } from "./agent.js";
-import { createEnforcementRoutes } from "./enforcement.routes.js";
-import { createEnforcementService } from "./enforcement.service.js";
-import { createLocalStateSource } from "./sources.js";
+import { createLocalStateSource } from "./local-state-source.js";
 
 export interface EnforcementOptions {
   /** `log` (default): paths are recorded only; `agent`: agents enforce; `nftables`: this server does. */

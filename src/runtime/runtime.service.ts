@@ -2,13 +2,14 @@ import { summarizeConfigChange } from "../config/diff.js";
 import { type ConfigIssue, formatIssue, loadConfigFile } from "../config/load.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { resolveSecret } from "../config/secrets.js";
+import type { InTransaction } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
 import { FirebreakError, isFirebreakError } from "../errors.js";
 import type { SignalSource, SignalSourceKind } from "../plugins/contracts.js";
 import { type CompiledPolicy, compilePolicy } from "../policy/engine.js";
-import type { InTransaction } from "../shared/transaction.js";
 import { createSourceZoneResolver } from "../signals/source-zone.js";
 import { signalSources } from "../signals/sources.js";
+import { compareAndSetConfigState, readConfigState } from "./config-state.repo.js";
 
 /** Everything derived from one configuration file, swapped as a whole on reload. */
 export interface Runtime {
@@ -78,11 +79,7 @@ export async function createRuntimeHolder(deps: {
     // Several processes may record at once (a concurrent first start, a rolling restart): the
     // write is a compare-and-set on what was read, and a process that loses re-reads and retries.
     for (;;) {
-      const stored = await deps.db
-        .selectFrom("config_state")
-        .selectAll()
-        .where("id", "=", 1)
-        .executeTakeFirst();
+      const stored = await readConfigState(deps.db);
       if (stored?.digest === runtime.digest) return false;
       const before =
         previous ??
@@ -94,27 +91,7 @@ export async function createRuntimeHolder(deps: {
           summary_json: JSON.stringify({ summary, config: runtime.config }),
           applied_at: unit.now,
         };
-        const changed = stored
-          ? Number(
-              (
-                await unit.tx
-                  .updateTable("config_state")
-                  .set(values)
-                  .where("id", "=", 1)
-                  .where("digest", "=", stored.digest)
-                  .executeTakeFirst()
-              ).numUpdatedRows,
-            )
-          : Number(
-              (
-                await unit.tx
-                  .insertInto("config_state")
-                  .values({ id: 1, ...values })
-                  .onConflict((conflict) => conflict.column("id").doNothing())
-                  .executeTakeFirst()
-              ).numInsertedOrUpdatedRows ?? 0,
-            );
-        if (changed !== 1) return false;
+        if (!(await compareAndSetConfigState(unit.tx, stored?.digest ?? null, values))) return false;
         await unit.audit({
           type: "config.applied",
           actor,

@@ -1,5 +1,5 @@
 import type { EnforcementAgentsTable, Executor } from "../db/types.js";
-import { PATH_CONNECTOR_PREFIX } from "../grants/effects.js";
+import { PATH_CONNECTOR_PREFIX } from "../grants/grant.repo.js";
 
 /** A grant whose network path should be open: active, its path effect recorded and not failed. */
 export interface OpenPathRow {
