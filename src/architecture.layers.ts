@@ -157,7 +157,6 @@ export const knownExceptions: readonly {
     ["requests/request.routes.ts", "db/types.ts"],
     ["requests/request.routes.ts", "grants/grant.repo.ts"],
     ["requests/request.routes.ts", "requests/request.repo.ts"],
-    ["server/system.routes.ts", "db/types.ts"],
   ].map(([from = "", to = ""]) => ({
     from,
     to,

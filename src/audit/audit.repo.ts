@@ -169,6 +169,27 @@ export async function readHead(db: Executor): Promise<ChainHead> {
   return { seq: Number(head.seq), hash: head.hash };
 }
 
+/**
+ * Locks the head row and reads it: an UPDATE that changes nothing takes PostgreSQL's row lock and
+ * SQLite's write lock, so no event lands between reading the head and appending what depends on it
+ * (a checkpoint that signs it). Only inside a transaction.
+ */
+export async function lockHead(tx: Executor): Promise<ChainHead> {
+  const head = await tx
+    .updateTable("audit_head")
+    .set((eb) => ({ seq: eb.ref("seq") }))
+    .where("id", "=", 1)
+    .returning(["seq", "hash"])
+    .executeTakeFirstOrThrow();
+  return { seq: Number(head.seq), hash: head.hash };
+}
+
+/** The type of the event at `seq`, or null when there is none. */
+export async function eventTypeAt(db: Executor, seq: number): Promise<string | null> {
+  const row = await db.selectFrom("audit_events").select("type").where("seq", "=", seq).executeTakeFirst();
+  return row?.type ?? null;
+}
+
 /** One page of events in seq order, filtered; throws INTERNAL on a row that cannot be decoded. */
 export async function listAuditEvents(db: Executor, query: AuditListQuery = {}): Promise<AuditEvent[]> {
   const limit = query.limit ?? DEFAULT_LIST_LIMIT;

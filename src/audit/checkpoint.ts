@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
 import type { InTransaction } from "../db/transaction.js";
-import type { Tx } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
+import { eventTypeAt, lockHead } from "./audit.repo.js";
 import type { AuditEvent, ChainHead } from "./chain.js";
 import { canonicalJson } from "./chain.js";
 
@@ -115,21 +115,6 @@ export function checkpointOf(event: Pick<AuditEvent, "type" | "context">): Check
 }
 
 /**
- * Locks the head row and reads it: an UPDATE that changes nothing takes PostgreSQL's row lock and
- * SQLite's write lock, so no event lands between reading the head and appending the checkpoint
- * that signs it. The checkpoint at seq n therefore always signs seq n - 1.
- */
-async function lockHead(tx: Tx): Promise<ChainHead> {
-  const head = await tx
-    .updateTable("audit_head")
-    .set((eb) => ({ seq: eb.ref("seq") }))
-    .where("id", "=", 1)
-    .returning(["seq", "hash"])
-    .executeTakeFirstOrThrow();
-  return { seq: Number(head.seq), hash: head.hash };
-}
-
-/**
  * Writes checkpoints. `write` signs the current head and appends the checkpoint event, unless the
  * log is empty or its newest event already is a checkpoint (an idle log is not re-signed forever).
  * `afterWrite` runs after every attempt, written or not (the anchor checks the chain then).
@@ -144,14 +129,10 @@ export function createCheckpointer(deps: {
       const key = deps.signingKey();
       if (key === null) return null;
       const signed = await deps.inTransaction(async (unit) => {
+        // The head stays locked until commit, so the checkpoint at seq n always signs seq n - 1.
         const head = await lockHead(unit.tx);
         if (head.seq === 0) return null;
-        const newest = await unit.tx
-          .selectFrom("audit_events")
-          .select("type")
-          .where("seq", "=", head.seq)
-          .executeTakeFirst();
-        if (newest?.type === CHECKPOINT_TYPE) return null;
+        if ((await eventTypeAt(unit.tx, head.seq)) === CHECKPOINT_TYPE) return null;
         await unit.audit({
           type: CHECKPOINT_TYPE,
           actor: "system:audit",

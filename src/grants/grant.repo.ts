@@ -493,3 +493,18 @@ export async function listLiveEffects(db: Executor, resource: string) {
     externalId: (JSON.parse(row.detail_json) as { externalId?: string }).externalId ?? null,
   }));
 }
+
+/** Every effect holding a sealed secret (for re-encryption under a new master key). */
+export function listSealedSecrets(db: Executor): Promise<{ id: string; secretEnc: string }[]> {
+  return db
+    .selectFrom("grant_effects")
+    .select(["id", "secret_enc"])
+    .where("secret_enc", "is not", null)
+    .execute()
+    .then((rows) => rows.map((row) => ({ id: row.id, secretEnc: row.secret_enc as string })));
+}
+
+/** Replaces an effect's sealed secret with the same secret sealed under another key. */
+export async function resealSecret(db: Executor, id: string, secretEnc: string): Promise<void> {
+  await db.updateTable("grant_effects").set({ secret_enc: secretEnc }).where("id", "=", id).execute();
+}

@@ -3,6 +3,13 @@ import type { AuditEvent } from "../audit/chain.js";
 import type { DeliveryObserver, SinkStatus } from "../audit/delivery.js";
 import { type Db, REQUEST_STATES } from "../db/types.js";
 import type { EventBus } from "../shared/events.js";
+import {
+  countActiveGrantsByZone,
+  countFailingRevocations,
+  countRequestsByState,
+  findGrantClosedAt,
+  findRequestTiming,
+} from "./metrics.repo.js";
 
 /**
  * The process's own metrics (CPU, memory, event loop, GC), collected once per process: the
@@ -38,12 +45,7 @@ export function createMetrics(deps: {
     labelNames: ["state"],
     registers: [registry],
     async collect() {
-      const rows = await db
-        .selectFrom("requests")
-        .select(["state", (eb) => eb.fn.countAll().as("count")])
-        .groupBy("state")
-        .execute();
-      const counts = new Map(rows.map((row) => [row.state, Number(row.count)]));
+      const counts = await countRequestsByState(db);
       for (const state of REQUEST_STATES) this.set({ state }, counts.get(state) ?? 0);
     },
   });
@@ -54,14 +56,9 @@ export function createMetrics(deps: {
     labelNames: ["zone"],
     registers: [registry],
     async collect() {
-      const rows = await db
-        .selectFrom("grants")
-        .select(["zone", (eb) => eb.fn.countAll().as("count")])
-        .where("state", "=", "active")
-        .groupBy("zone")
-        .execute();
+      const rows = await countActiveGrantsByZone(db);
       this.reset();
-      for (const row of rows) this.set({ zone: row.zone }, Number(row.count));
+      for (const row of rows) this.set({ zone: row.zone }, row.count);
     },
   });
 
@@ -70,12 +67,7 @@ export function createMetrics(deps: {
     help: "Closed grants whose credential or path could not yet be verified as revoked",
     registers: [registry],
     async collect() {
-      const row = await db
-        .selectFrom("grants")
-        .select((eb) => eb.fn.countAll().as("count"))
-        .where("revocation_status", "=", "failed")
-        .executeTakeFirst();
-      this.set(Number(row?.count ?? 0));
+      this.set(await countFailingRevocations(db));
     },
   });
 
@@ -185,24 +177,15 @@ export function createMetrics(deps: {
     auditEvents.inc({ type: event.type });
     const time = Date.parse(event.time);
     if (event.type === "request.approved" && event.subject) {
-      const request = await db
-        .selectFrom("requests")
-        .select(["created_at", "auto_approved"])
-        .where("id", "=", event.subject)
-        .executeTakeFirst();
+      const request = await findRequestTiming(db, event.subject);
       if (request)
         timeToApprove.observe(
-          { via: Number(request.auto_approved) === 1 ? "policy" : "approvers" },
-          Math.max(0, (time - Number(request.created_at)) / 1000),
+          { via: request.autoApproved ? "policy" : "approvers" },
+          Math.max(0, (time - request.createdAt) / 1000),
         );
     } else if (event.type === "revocation.verified" && event.subject) {
-      const grant = await db
-        .selectFrom("grants")
-        .select("closed_at")
-        .where("id", "=", event.subject)
-        .executeTakeFirst();
-      if (grant?.closed_at != null)
-        timeToRevoke.observe(Math.max(0, (time - Number(grant.closed_at)) / 1000));
+      const closedAt = await findGrantClosedAt(db, event.subject);
+      if (closedAt !== null) timeToRevoke.observe(Math.max(0, (time - closedAt) / 1000));
     } else if (event.type === "alert.raised" && event.context.alert === "revocation-failed") {
       revocationFailures.inc({ zone: event.zone ?? "" });
     }

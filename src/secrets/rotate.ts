@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { migrateToLatest, openDatabase } from "../db/database.js";
 import { secretAad } from "../grants/delivery.js";
+import { listSealedSecrets, resealSecret } from "../grants/grant.repo.js";
 import { listAllKeyMaterial, updateKeyMaterialCipher } from "./key.repo.js";
 import { createSecretBox, loadMasterKeys } from "./secret-box.js";
 
@@ -28,18 +29,9 @@ export async function rotateMasterKey(options: {
   try {
     await migrateToLatest(handle.db);
     await handle.db.transaction().execute(async (tx) => {
-      const effects = await tx
-        .selectFrom("grant_effects")
-        .select(["id", "secret_enc"])
-        .where("secret_enc", "is not", null)
-        .execute();
-      for (const effect of effects) {
-        const plain = oldBox.open(effect.secret_enc as string, secretAad(effect.id));
-        await tx
-          .updateTable("grant_effects")
-          .set({ secret_enc: newBox.seal(plain, secretAad(effect.id)) })
-          .where("id", "=", effect.id)
-          .execute();
+      for (const effect of await listSealedSecrets(tx)) {
+        const plain = oldBox.open(effect.secretEnc, secretAad(effect.id));
+        await resealSecret(tx, effect.id, newBox.seal(plain, secretAad(effect.id)));
         count++;
       }
       for (const row of await listAllKeyMaterial(tx)) {

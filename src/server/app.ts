@@ -15,6 +15,7 @@ import { loadRevocations, saveRevocations } from "../connectors/ssh/revocation.r
 import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
 import { createSshRoutes } from "../connectors/ssh/ssh.routes.js";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
+import { pingDatabase } from "../db/health.repo.js";
 import { createTransactionRunner } from "../db/transaction.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
 import { isFirebreakError } from "../errors.js";
@@ -349,7 +350,7 @@ export async function createApp(options: AppOptions) {
   });
   let ready = false;
   const routes = [
-    ...createSystemRoutes({ db, runtime, ready: () => ready }),
+    ...createSystemRoutes({ databaseReachable: () => pingDatabase(db), runtime, ready: () => ready }),
     ...createUserRoutes({ users }),
     ...createIdentityRoutes({ oidc, sessions, config: () => current().config }),
     ...createRequestRoutes({ db, clock, requests, grants, factors, config: () => current().config }),

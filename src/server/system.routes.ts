@@ -1,12 +1,11 @@
-import { sql } from "kysely";
 import { healthReply, readyReply, reloadReply } from "../api/system.schema.js";
-import type { Db } from "../db/types.js";
 import { assert } from "../errors.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { RuntimeHolder } from "../runtime/runtime.service.js";
 
 export function createSystemRoutes(deps: {
-  db: Db;
+  /** Rejects when the database does not answer (the reply is then the generic 500). */
+  databaseReachable: () => Promise<void>;
   runtime: RuntimeHolder;
   ready: () => boolean;
 }): AnyRoute[] {
@@ -28,7 +27,7 @@ export function createSystemRoutes(deps: {
       auth: "none",
       reply: readyReply,
       async handler({ reply }) {
-        await sql`select 1`.execute(deps.db);
+        await deps.databaseReachable();
         if (!deps.ready()) reply.status(503);
         return { status: deps.ready() ? ("ready" as const) : ("starting" as const), database: "ok" as const };
       },
