@@ -150,18 +150,6 @@ export const knownExceptions: readonly {
     to,
     why: "the offline segmentation commands read the file and export in the client; they should be import()ed by the command",
   })),
-  ...[
-    ["decisions/decision.routes.ts", "db/types.ts"],
-    ["decisions/decision.routes.ts", "grants/grant.repo.ts"],
-    ["grants/grant.routes.ts", "grants/grant.repo.ts"],
-    ["requests/request.routes.ts", "db/types.ts"],
-    ["requests/request.routes.ts", "grants/grant.repo.ts"],
-    ["requests/request.routes.ts", "requests/request.repo.ts"],
-  ].map(([from = "", to = ""]) => ({
-    from,
-    to,
-    why: "routes that still read a repository or orchestrate two services; each should call one service",
-  })),
   {
     from: "connectors/ssh/ssh.routes.ts",
     to: "connectors/ssh/ssh.connector.ts",

@@ -1,11 +1,19 @@
-import { type DecisionReply, explanationSchema } from "../api/decisions.schema.js";
-import { type CompiledPolicy, type DecisionInput, explain } from "../policy/engine.js";
-import { NO_INCIDENT } from "../signals/signal.service.js";
+import type { z } from "zod";
+import { type DecisionReply, type decisionBody, explanationSchema } from "../api/decisions.schema.js";
+import type { Db } from "../db/types.js";
+import { assert, FirebreakError } from "../errors.js";
+import { countBlockingOverdueReviews } from "../grants/grant.repo.js";
+import { type CompiledPolicy, type DecisionInput, explain, zoneOfTarget } from "../policy/engine.js";
+import type { Runtime } from "../runtime/runtime.service.js";
+import type { Clock } from "../shared/clock.js";
+import { NO_INCIDENT, type SignalService } from "../signals/signal.service.js";
+import type { Principal, UserService } from "../users/user.service.js";
 
 /**
  * One way to explain a decision, used by `POST /v1/decisions` and by `firebreak explain --config`
- * offline: the caller gathers the facts (a server from its database and signals, the CLI from a
- * file and `--incident`), this builds the engine's input from them and shapes the answer. Pure.
+ * offline: the caller gathers the facts (the server's decision service from its database and
+ * signals, the CLI from a file and `--incident`), `explainDecision` builds the engine's input from
+ * them and shapes the answer, purely.
  */
 
 /** What is asked: may this person take this role on this target, for this purpose. */
@@ -72,3 +80,62 @@ export function simulatedSignals(
     sourceZone,
   };
 }
+
+/**
+ * The server's decisions: who may ask about whom, and the facts a decision takes now (the
+ * subject's groups, the zone's signals, overdue reviews), gathered here so the route only asks.
+ */
+export function createDecisionService(deps: {
+  db: Db;
+  clock: Clock;
+  current: () => Runtime;
+  users: Pick<UserService, "resolve">;
+  signals: Pick<SignalService, "snapshot">;
+}) {
+  return {
+    /** Explains `body` for its user (the caller by default); `clientAddress` gives the source zone. */
+    async explain(
+      principal: Principal,
+      body: z.infer<typeof decisionBody>,
+      clientAddress: string | null,
+    ): Promise<DecisionReply> {
+      const name = body.user ?? principal.name;
+      assert(
+        name === principal.name || principal.isAdmin || principal.isAuditor,
+        "FORBIDDEN",
+        "only administrators and auditors can explain decisions for someone else",
+      );
+      const subject = name === principal.name ? principal : await deps.users.resolve(name);
+      if (!subject) throw new FirebreakError("NOT_FOUND", `no user '${name}'`);
+      const runtime = deps.current();
+      const now = deps.clock.now();
+      const sourceZone =
+        body.sourceZone === undefined ? runtime.sourceZoneOf(clientAddress) : body.sourceZone;
+      const zone = zoneOfTarget(
+        runtime.policy,
+        body.resource ? { resource: body.resource } : { zone: body.zone },
+      );
+      const signals = zone
+        ? await deps.signals.snapshot(zone, sourceZone ?? null, now)
+        : { incident: NO_INCIDENT, sourceZone: sourceZone ?? null };
+      return explainDecision(
+        runtime.policy,
+        {
+          subject,
+          target: { zone: body.zone, resource: body.resource },
+          role: body.role,
+          durationMs: body.duration,
+          reason: body.reason,
+          ticket: body.ticket,
+          sourceZone,
+        },
+        {
+          signals,
+          blockingOverdueReviews: await countBlockingOverdueReviews(deps.db, subject.name, now),
+          now,
+        },
+      );
+    },
+  };
+}
+export type DecisionService = ReturnType<typeof createDecisionService>;

@@ -11,8 +11,7 @@ import {
 } from "../api/grants.schema.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
 import type { Clock } from "../shared/clock.js";
-import type { GrantRecord } from "./grant.repo.js";
-import type { GrantService } from "./grant.service.js";
+import type { GrantRecord, GrantService } from "./grant.service.js";
 import { type GrantView, toGrantView } from "./grant.views.js";
 
 export function createGrantRoutes(deps: { clock: Clock; grants: GrantService }): AnyRoute[] {

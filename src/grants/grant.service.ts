@@ -3,9 +3,8 @@ import type { InTransaction } from "../db/transaction.js";
 import type { Db, GrantState, ReviewState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { type PresentedFactor, pickFreshFactor, unfreshReason } from "../factors/freshness.js";
-import { matchesPrincipal } from "../policy/approvals.js";
 import { autoApprovalLapse, type CompiledPolicy, type Reason, resourcesForGrant } from "../policy/engine.js";
-import { canReviewGrant, canSeeGrant } from "../policy/visibility.js";
+import { canReviewGrant, canSeeGrant, reviewerZones } from "../policy/visibility.js";
 import { findRequest, listApprovals, transitionRequest } from "../requests/request.repo.js";
 import { type RequestService, requestContext } from "../requests/request.service.js";
 import type { SecretBox } from "../secrets/secret-box.js";
@@ -545,12 +544,5 @@ export function createGrantService(deps: {
   };
 }
 export type GrantService = ReturnType<typeof createGrantService>;
-
-function reviewerZones(config: FirebreakConfig, principal: Principal): string[] {
-  const zones = new Set<string>();
-  for (const policy of config.breakGlass ?? []) {
-    if (policy.review?.by && matchesPrincipal(policy.review.by, principal.name, principal.groups))
-      zones.add(policy.zone);
-  }
-  return [...zones];
-}
+/** The record the service answers with, named for routes (which never import the repository). */
+export type { GrantRecord };

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { FirebreakConfig } from "../config/schema.js";
-import { canReviewGrant, canSeeGrant, canSeeRequest, type Viewer } from "./visibility.js";
+import {
+  approverZones,
+  canReviewGrant,
+  canSeeGrant,
+  canSeeRequest,
+  reviewerZones,
+  suggestedApprovers,
+  type Viewer,
+} from "./visibility.js";
 
 const user = (name: string, groups: string[] = [], roles: Partial<Viewer> = {}): Viewer => ({
   name,
@@ -71,5 +79,62 @@ describe("canSeeGrant and canReviewGrant", () => {
     expect(canSeeGrant(user("erin", ["security"]), orphan, config)).toBe(false);
     expect(canSeeGrant(user("eve", [], { isAuditor: true }), orphan, config)).toBe(true);
     expect(canSeeGrant(user("alice"), orphan, config)).toBe(true);
+  });
+});
+
+describe("approverZones, reviewerZones and suggestedApprovers", () => {
+  const policies = {
+    breakGlass: [
+      {
+        name: "db-emergency",
+        zone: "prod-db",
+        approvals: [{ from: "group:leads" }, { from: ["user:root"] }],
+      },
+      {
+        name: "vault",
+        zone: "vault",
+        approvals: [{ from: ["group:security"] }],
+        review: { by: ["group:security"] },
+      },
+      { name: "sandbox", zone: "sandbox", review: { by: ["user:carol"] } },
+    ],
+    directory: {
+      users: {
+        alice: { groups: ["leads"] },
+        carol: { groups: ["leads", "security"] },
+        erin: { groups: ["security"] },
+        frank: { groups: ["dev"] },
+      },
+    },
+  } as unknown as Pick<FirebreakConfig, "breakGlass" | "directory">;
+
+  it("names the zones a viewer approves in, by group or by name, a step given as one string or a list", () => {
+    expect(approverZones(policies, user("carol", ["leads", "security"])).sort()).toEqual([
+      "prod-db",
+      "vault",
+    ]);
+    expect(approverZones(policies, user("root"))).toEqual(["prod-db"]);
+    expect(approverZones(policies, user("frank", ["dev"]))).toEqual([]);
+    // A user named like a group gains nothing from it.
+    expect(approverZones(policies, user("leads"))).toEqual([]);
+  });
+
+  it("names the zones a viewer reviews in, only where a policy names reviewers", () => {
+    expect(reviewerZones(policies, user("carol", ["leads"]))).toEqual(["sandbox"]);
+    expect(reviewerZones(policies, user("erin", ["security"]))).toEqual(["vault"]);
+    expect(reviewerZones(policies, user("boss", [], { isAdmin: true }))).toEqual([]);
+  });
+
+  it("suggests the directory's users who could fill the remaining steps, never the requester, sorted", () => {
+    const event = {
+      context: { requester: "alice", requires: [{ from: ["group:leads"] }, { from: ["group:security"] }] },
+    };
+    expect(suggestedApprovers(policies, event)).toEqual(["carol", "erin"]);
+    expect(
+      suggestedApprovers(policies, {
+        context: { requester: "carol", remaining: [{ from: ["group:leads"] }] },
+      }),
+    ).toEqual(["alice"]);
+    expect(suggestedApprovers(policies, { context: { requester: "alice" } })).toEqual([]);
   });
 });

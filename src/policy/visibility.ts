@@ -2,9 +2,9 @@ import type { FirebreakConfig, PrincipalRef } from "../config/schema.js";
 import { matchesPrincipal } from "./approvals.js";
 
 /**
- * Who may see which request and grant, pure. The REST routes (a 404 for anything else) and the
- * live event stream both decide with these functions, so a live view can never show more than
- * the API would answer.
+ * Who may see, approve and review what, pure, on the configuration. The REST routes (a 404 for
+ * anything else), the request and grant lists, notifications and the live event stream all decide
+ * with these functions, so no view can show more than the API would answer.
  */
 
 /** Someone looking: a user name, their groups as of now, and their standing roles. */
@@ -55,4 +55,49 @@ export function canSeeGrant(viewer: Viewer, grant: GrantFacts, config: ReviewPol
   return (
     viewer.isAdmin || viewer.isAuditor || viewer.name === grant.user || canReviewGrant(viewer, grant, config)
   );
+}
+
+/** Zones in which the viewer is named in some policy's approval steps (the requests they may list). */
+export function approverZones(
+  config: Pick<FirebreakConfig, "breakGlass">,
+  viewer: Pick<Viewer, "name" | "groups">,
+): string[] {
+  const zones = new Set<string>();
+  for (const policy of config.breakGlass ?? []) {
+    for (const step of policy.approvals ?? []) {
+      const from = typeof step.from === "string" ? [step.from] : step.from;
+      if (matchesPrincipal(from, viewer.name, viewer.groups)) zones.add(policy.zone);
+    }
+  }
+  return [...zones];
+}
+
+/** Zones in which some policy names the viewer as a reviewer of its grants. */
+export function reviewerZones(
+  config: Pick<FirebreakConfig, "breakGlass">,
+  viewer: Pick<Viewer, "name" | "groups">,
+): string[] {
+  const zones = new Set<string>();
+  for (const policy of config.breakGlass ?? []) {
+    if (policy.review?.by && matchesPrincipal(policy.review.by, viewer.name, viewer.groups))
+      zones.add(policy.zone);
+  }
+  return [...zones];
+}
+
+/**
+ * Directory users who could approve what an event says is still required (for notifications and
+ * the request view): members of the steps' principals, never the requester.
+ */
+export function suggestedApprovers(
+  config: Pick<FirebreakConfig, "directory">,
+  event: { context: Record<string, unknown> },
+): string[] {
+  const steps = (event.context.requires ?? event.context.remaining ?? []) as { from?: string[] }[];
+  const requester = String(event.context.requester ?? "");
+  const refs = steps.flatMap((step) => step.from ?? []);
+  return Object.entries(config.directory?.users ?? {})
+    .filter(([name, user]) => name !== requester && matchesPrincipal(refs, name, user.groups))
+    .map(([name]) => name)
+    .sort();
 }

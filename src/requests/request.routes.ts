@@ -8,46 +8,10 @@ import {
   requestsReply,
   requestViewSchema,
 } from "../api/requests.schema.js";
-import type { FirebreakConfig } from "../config/schema.js";
-import type { Db } from "../db/types.js";
-import type { FactorService } from "../factors/factor.service.js";
-import { grantIdsByRequest } from "../grants/grant.repo.js";
-import type { GrantService } from "../grants/grant.service.js";
-import { toGrantView } from "../grants/grant.views.js";
 import { type AnyRoute, defineRoute } from "../http/route.js";
-import type { Clock } from "../shared/clock.js";
-import type { RequestRecord } from "./request.repo.js";
-import { type RequestService, suggestedApprovers } from "./request.service.js";
-import { type RequestView, toRequestView } from "./request.views.js";
+import type { RequestActions } from "./request-actions.service.js";
 
-/** How far back a presented factor is looked up; the policy's own freshness is then applied. */
-const RECENT_FACTOR_MS = 24 * 3_600_000;
-
-export function createRequestRoutes(deps: {
-  db: Db;
-  clock: Clock;
-  requests: RequestService;
-  grants: Pick<GrantService, "activate" | "effects">;
-  factors: Pick<FactorService, "presentTotp" | "recent">;
-  config: () => FirebreakConfig;
-}): AnyRoute[] {
-  /** Views of several requests with a fixed number of queries, however many there are. */
-  async function views(records: readonly RequestRecord[]) {
-    const approvals = await deps.requests.approvalsViews(records);
-    const grants = await grantIdsByRequest(
-      deps.db,
-      records.map((r) => r.id),
-    );
-    return records.map((record, index) => {
-      const { approvals: list, progress } = approvals[index] as (typeof approvals)[number];
-      const remaining = progress.steps.filter((s) => s.remaining > 0).map((s) => ({ from: [...s.from] }));
-      const suggested = suggestedApprovers(deps.config(), {
-        context: { requires: remaining, requester: record.requester },
-      });
-      return toRequestView(record, list, progress, grants.get(record.id) ?? null, suggested);
-    });
-  }
-  const view = async (record: RequestRecord) => (await views([record]))[0] as RequestView;
+export function createRequestRoutes(deps: { requests: RequestActions }): AnyRoute[] {
   return [
     defineRoute({
       method: "POST",
@@ -60,7 +24,7 @@ export function createRequestRoutes(deps: {
       reply: requestViewSchema,
       status: 201,
       async handler({ principal, body, request }) {
-        const created = await deps.requests.create(
+        return deps.requests.create(
           principal,
           {
             zone: body.zone,
@@ -72,7 +36,6 @@ export function createRequestRoutes(deps: {
           },
           request.ip ?? null,
         );
-        return view(created);
       },
     }),
     defineRoute({
@@ -85,12 +48,12 @@ export function createRequestRoutes(deps: {
       query: listRequestsQuery,
       reply: requestsReply,
       async handler({ principal, query }) {
-        const rows = await deps.requests.list(principal, {
+        const requests = await deps.requests.list(principal, {
           state: query.state,
           mine: query.mine === "true",
           limit: query.limit,
         });
-        return { requests: await views(rows) };
+        return { requests };
       },
     }),
     defineRoute({
@@ -102,7 +65,7 @@ export function createRequestRoutes(deps: {
       params: requestIdParams,
       reply: requestViewSchema,
       async handler({ principal, params }) {
-        return view(await deps.requests.load(principal, params.id));
+        return deps.requests.load(principal, params.id);
       },
     }),
     defineRoute({
@@ -115,11 +78,7 @@ export function createRequestRoutes(deps: {
       body: approveBody,
       reply: requestViewSchema,
       async handler({ principal, params, body }) {
-        // A code given here is recorded first; the service then picks a fresh use among the recent ones.
-        if (body?.totp) await deps.factors.presentTotp(principal, body.totp, "approval");
-        const factors = await deps.factors.recent(principal.name, RECENT_FACTOR_MS);
-        const { request } = await deps.requests.approve(principal, params.id, body?.comment ?? null, factors);
-        return view(request);
+        return deps.requests.approve(principal, params.id, body?.comment ?? null, body?.totp);
       },
     }),
     defineRoute({
@@ -132,7 +91,7 @@ export function createRequestRoutes(deps: {
       body: denyBody,
       reply: requestViewSchema,
       async handler({ principal, params, body }) {
-        return view(await deps.requests.deny(principal, params.id, body.reason));
+        return deps.requests.deny(principal, params.id, body.reason);
       },
     }),
     defineRoute({
@@ -144,7 +103,7 @@ export function createRequestRoutes(deps: {
       params: requestIdParams,
       reply: requestViewSchema,
       async handler({ principal, params }) {
-        return view(await deps.requests.cancel(principal, params.id));
+        return deps.requests.cancel(principal, params.id);
       },
     }),
     defineRoute({
@@ -158,11 +117,7 @@ export function createRequestRoutes(deps: {
       reply: grantViewSchema,
       status: 201,
       async handler({ principal, params, body }) {
-        // A code given here is recorded first; the service then picks a fresh use among the recent ones.
-        if (body?.totp) await deps.factors.presentTotp(principal, body.totp, "activation");
-        const factors = await deps.factors.recent(principal.name, RECENT_FACTOR_MS);
-        const grant = await deps.grants.activate(principal, params.id, factors, body?.publicKey ?? null);
-        return toGrantView(grant, await deps.grants.effects(grant.id), deps.clock.now());
+        return deps.requests.activate(principal, params.id, body?.totp, body?.publicKey ?? null);
       },
     }),
   ];

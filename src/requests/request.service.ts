@@ -4,9 +4,9 @@ import type { Db, RequestState } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { type PresentedFactor, pickFreshFactor, unfreshReason } from "../factors/freshness.js";
 import { countBlockingOverdueReviews, hasActiveGrant } from "../grants/grant.repo.js";
-import { approvalProgress, canApprove, matchesPrincipal } from "../policy/approvals.js";
+import { approvalProgress, canApprove } from "../policy/approvals.js";
 import { type CompiledPolicy, decide } from "../policy/engine.js";
-import { canSeeRequest } from "../policy/visibility.js";
+import { approverZones, canSeeRequest } from "../policy/visibility.js";
 import type { Clock } from "../shared/clock.js";
 import { newId } from "../shared/ids.js";
 import type { SignalService } from "../signals/signal.service.js";
@@ -461,32 +461,3 @@ export function createRequestService(deps: {
   };
 }
 export type RequestService = ReturnType<typeof createRequestService>;
-
-/** Zones in which the principal is named in some policy's approval steps. */
-export function approverZones(config: FirebreakConfig, principal: Principal): string[] {
-  const zones = new Set<string>();
-  for (const policy of config.breakGlass ?? []) {
-    for (const step of policy.approvals ?? []) {
-      const from = typeof step.from === "string" ? [step.from] : step.from;
-      if (matchesPrincipal(from, principal.name, principal.groups)) zones.add(policy.zone);
-    }
-  }
-  return [...zones];
-}
-
-/**
- * Directory users who could approve what an event says is still required (for notifications and
- * the request view): members of the steps' principals, never the requester.
- */
-export function suggestedApprovers(
-  config: FirebreakConfig,
-  event: { context: Record<string, unknown> },
-): string[] {
-  const steps = (event.context.requires ?? event.context.remaining ?? []) as { from?: string[] }[];
-  const requester = String(event.context.requester ?? "");
-  const refs = steps.flatMap((step) => step.from ?? []);
-  return Object.entries(config.directory?.users ?? {})
-    .filter(([name, user]) => name !== requester && matchesPrincipal(refs, name, user.groups))
-    .map(([name]) => name)
-    .sort();
-}

@@ -18,6 +18,7 @@ import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/databa
 import { pingDatabase } from "../db/health.repo.js";
 import { createTransactionRunner } from "../db/transaction.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
+import { createDecisionService } from "../decisions/decision.service.js";
 import { isFirebreakError } from "../errors.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
@@ -40,8 +41,10 @@ import { createNotifier } from "../notify/notifier.js";
 import { createConnectorRegistry, sinkRegistry } from "../plugins/registry.js";
 import { createAccessHolder } from "../policy/access-holder.js";
 import { createAccessIndex } from "../policy/access-index.js";
+import { suggestedApprovers } from "../policy/visibility.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
-import { createRequestService, suggestedApprovers } from "../requests/request.service.js";
+import { createRequestService } from "../requests/request.service.js";
+import { createRequestActions } from "../requests/request-actions.service.js";
 import { createRuntimeHolder, type Runtime } from "../runtime/runtime.service.js";
 import { createKeyStore } from "../secrets/key-store.js";
 import { createSecretBox, loadMasterKeys } from "../secrets/secret-box.js";
@@ -145,6 +148,7 @@ export async function createApp(options: AppOptions) {
     config: () => current().config,
     sources: () => current().signalSources,
   });
+  const decisions = createDecisionService({ db, clock, current, users, signals });
   const requests = createRequestService({
     db,
     clock,
@@ -318,6 +322,14 @@ export async function createApp(options: AppOptions) {
     },
     users,
   });
+  const requestActions = createRequestActions({
+    db,
+    clock,
+    config: () => current().config,
+    requests,
+    grants,
+    factors,
+  });
   const reconcile = createReconciler({
     db,
     inTransaction,
@@ -353,10 +365,10 @@ export async function createApp(options: AppOptions) {
     ...createSystemRoutes({ databaseReachable: () => pingDatabase(db), runtime, ready: () => ready }),
     ...createUserRoutes({ users }),
     ...createIdentityRoutes({ oidc, sessions, config: () => current().config }),
-    ...createRequestRoutes({ db, clock, requests, grants, factors, config: () => current().config }),
+    ...createRequestRoutes({ requests: requestActions }),
     ...createFactorRoutes({ factors }),
     ...createGrantRoutes({ clock, grants }),
-    ...createDecisionRoutes({ db, clock, current, users, signals, access: () => access.current() }),
+    ...createDecisionRoutes({ clock, decisions, access: () => access.current() }),
     ...createZoneRoutes({ current, signals }),
     ...createSshRoutes({ ssh, current }),
     ...createSegmentationRoutes({
