@@ -135,11 +135,6 @@ export const knownExceptions: readonly {
   readonly to: string;
   readonly why: string;
 }[] = [
-  {
-    from: "api/requests.schema.ts",
-    to: "db/types.ts",
-    why: "REQUEST_STATES is declared with the table; it belongs in shared/ (CLI and API area)",
-  },
   ...["audit/anchor.ts", "audit/checkpoint.ts", "audit/offline-verify.ts"].map((to) => ({
     from: "cli/audit-stream.ts",
     to,
@@ -150,9 +145,4 @@ export const knownExceptions: readonly {
     to,
     why: "the offline segmentation commands read the file and export in the client; they should be import()ed by the command",
   })),
-  {
-    from: "connectors/ssh/ssh.routes.ts",
-    to: "connectors/ssh/ssh.connector.ts",
-    why: "the SSH CA and KRL routes read the connector directly; they should call a small SSH service",
-  },
 ];

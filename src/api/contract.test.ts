@@ -17,6 +17,7 @@ const PURE = new Set([
   "config/patterns.ts",
   "db/types.ts",
   "shared/id-pattern.ts",
+  "shared/request-states.ts",
 ]);
 
 function importsOf(file: string): string[] {

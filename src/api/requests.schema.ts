@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { nameSchema } from "../config/primitives.js";
-import { REQUEST_STATES } from "../db/types.js";
+import { REQUEST_STATES } from "../shared/request-states.js";
 import { durationText, idParams, queryFlag } from "./common.schema.js";
 
 /** Requests: `/v1/requests` and its transitions (approve, deny, cancel; activate is in grants). */

@@ -1,4 +1,5 @@
 import type { Generated, Kysely, Transaction } from "kysely";
+import { REQUEST_STATES, type RequestState } from "../shared/request-states.js";
 
 /**
  * The database as Kysely sees it. Times are integers (milliseconds since the epoch) on both
@@ -31,18 +32,8 @@ export interface ApiTokensTable {
   revoked_at: number | null;
 }
 
-/** Every state a request can be in (the lifecycle in README and docs/SPEC.md). */
-export const REQUEST_STATES = [
-  "pending",
-  "approved",
-  "active",
-  "denied",
-  "cancelled",
-  "lapsed",
-  "expired",
-  "revoked",
-] as const;
-export type RequestState = (typeof REQUEST_STATES)[number];
+// Declared in shared/ so the API schemas name the states without importing the tables.
+export { REQUEST_STATES, type RequestState };
 
 export interface RequestsTable {
   id: string;

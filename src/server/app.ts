@@ -14,6 +14,7 @@ import { resolveSecret } from "../config/secrets.js";
 import { loadRevocations, saveRevocations } from "../connectors/ssh/revocation.repo.js";
 import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
 import { createSshRoutes } from "../connectors/ssh/ssh.routes.js";
+import { createSshHostService } from "../connectors/ssh/ssh.service.js";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "../db/database.js";
 import { pingDatabase } from "../db/health.repo.js";
 import { createTransactionRunner } from "../db/transaction.js";
@@ -370,7 +371,7 @@ export async function createApp(options: AppOptions) {
     ...createGrantRoutes({ clock, grants }),
     ...createDecisionRoutes({ clock, decisions, access: () => access.current() }),
     ...createZoneRoutes({ current, signals }),
-    ...createSshRoutes({ ssh, current }),
+    ...createSshRoutes({ hosts: createSshHostService({ ssh, current }) }),
     ...createSegmentationRoutes({
       clock,
       config: () => current().config,
