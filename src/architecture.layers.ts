@@ -15,6 +15,7 @@ export type Layer =
   | "repository"
   | "plugin"
   | "domain"
+  | "http"
   | "routes"
   | "server"
   | "agent"
@@ -51,7 +52,7 @@ export const layerRules: readonly { readonly pattern: string; readonly layer: La
   { pattern: "db/**", layer: "repository" },
   { pattern: "**/*.repo.ts", layer: "repository" },
   { pattern: "**/*.routes.ts", layer: "routes" },
-  { pattern: "http/**", layer: "routes" },
+  { pattern: "http/**", layer: "http" },
   { pattern: "**/*.service.ts", layer: "domain" },
   { pattern: "server/**", layer: "server" },
   // The agent loop: pulls the published state and applies it with a local enforcer. The remote
@@ -84,8 +85,10 @@ export const mayImport: Readonly<Record<Layer, readonly Layer[]>> = {
   repository: ["shared", "config", "policy"],
   plugin: ["shared", "config", "policy", "repository"],
   domain: ["shared", "config", "loader", "api", "policy", "repository", "plugin"],
+  // The HTTP server and route definitions: know the caller (shared/principal.ts), not a domain.
+  http: ["shared", "config", "api"],
   // Routes validate, call one service and shape the reply: never a repository or a plug-in.
-  routes: ["shared", "config", "api", "policy", "domain"],
+  routes: ["shared", "config", "api", "policy", "http", "domain"],
   // The agent loop, run by the remote agent and by `serve --enforcer nftables`.
   agent: ["shared", "config", "api", "policy", "plugin"],
   // The composition root wires everything except the CLI client.
@@ -98,6 +101,7 @@ export const mayImport: Readonly<Record<Layer, readonly Layer[]>> = {
     "repository",
     "plugin",
     "domain",
+    "http",
     "routes",
     "agent",
   ],
@@ -112,6 +116,7 @@ export const mayImport: Readonly<Record<Layer, readonly Layer[]>> = {
     "repository",
     "plugin",
     "domain",
+    "http",
     "routes",
     "server",
     "agent",

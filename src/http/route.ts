@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { FirebreakError } from "../errors.js";
-import type { Principal } from "../users/user.service.js";
+import type { Principal } from "../shared/principal.js";
 
 /**
  * A route is declared once, with zod schemas for what comes in and what goes out; the same

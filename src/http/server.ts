@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { FirebreakError, isFirebreakError } from "../errors.js";
-import type { Principal } from "../users/user.service.js";
+import type { Principal } from "../shared/principal.js";
 import { type AnyRoute, buildOpenApi, registerRoutes } from "./route.js";
 
 /** Bodies larger than this are refused with 413 before they are parsed. */

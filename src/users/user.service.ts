@@ -6,6 +6,7 @@ import type { Db, Executor } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { matchesPrincipal } from "../policy/approvals.js";
 import type { Clock } from "../shared/clock.js";
+import type { Principal } from "../shared/principal.js";
 import {
   countAdmins,
   findToken,
@@ -16,13 +17,8 @@ import {
   listUsers,
 } from "./user.repo.js";
 
-/** The authenticated caller, with everything authorisation needs. */
-export interface Principal {
-  name: string;
-  groups: string[];
-  isAdmin: boolean;
-  isAuditor: boolean;
-}
+// The authenticated caller, declared in shared/ so the HTTP layer names it without importing this service.
+export type { Principal };
 
 const TOKEN_PATTERN = /^fbk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
 
