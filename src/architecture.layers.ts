@@ -65,6 +65,9 @@ export const layerRules: readonly { readonly pattern: string; readonly layer: La
   { pattern: "audit/severity.ts", layer: "policy" },
   { pattern: "audit/analyst-view.ts", layer: "policy" },
   { pattern: "audit/formats/**", layer: "policy" },
+  // Network state rendered as rules: pure functions of the state (the server time passed in).
+  { pattern: "enforcers/nftables/ruleset.ts", layer: "policy" },
+  { pattern: "exporters/**", layer: "policy" },
   { pattern: "audit/sinks/**", layer: "plugin" },
   { pattern: "connectors/**", layer: "plugin" },
   { pattern: "enforcers/**", layer: "plugin" },
@@ -144,10 +147,5 @@ export const knownExceptions: readonly {
     from: "cli/audit-stream.ts",
     to,
     why: "offline `audit verify` runs the anchor and checkpoint checks in the client; they should be import()ed by the command (CLI area)",
-  })),
-  ...["config/load.ts", "exporters/exporters.ts"].map((to) => ({
-    from: "segmentation/segmentation.cli.ts",
-    to,
-    why: "the offline segmentation commands read the file and export in the client; they should be import()ed by the command",
   })),
 ];

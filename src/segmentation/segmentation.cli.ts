@@ -11,7 +11,6 @@ import {
 } from "../api/segmentation.schema.js";
 import { zonesReply } from "../api/zones.schema.js";
 import type { Client } from "../cli/client.js";
-import { formatIssue, loadConfigFile } from "../config/load.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { EXPORT_FORMATS, type ExportFormat, exportPolicies } from "../exporters/exporters.js";
 import { compilePolicy, resourcesForGrant } from "../policy/engine.js";
@@ -34,6 +33,8 @@ export interface CliContext {
 type LintFinding = z.infer<typeof lintReply>["findings"][number];
 
 async function loadOffline(path: string, context: CliContext): Promise<FirebreakConfig> {
+  // The loader (YAML, CEL, plug-in settings checks) is loaded only by the offline commands.
+  const { formatIssue, loadConfigFile } = await import("../config/load.js");
   const loaded = await loadConfigFile(path);
   if (!loaded.ok) throw context.fail(loaded.errors.map(formatIssue).join("\n"), "CONFIG_INVALID");
   return loaded.config;
