@@ -1,6 +1,11 @@
 import { z } from "zod";
 import { namePrefixSchema } from "../../config/primitives.js";
-import type { ConfigPath, RawSettings, ResourceSettings, SettingsReport } from "../../plugins/settings-contract.js";
+import type {
+  ConfigPath,
+  RawSettings,
+  ResourceSettings,
+  SettingsReport,
+} from "../../plugins/settings-contract.js";
 import { parsePrivilege, SAFE_IDENTIFIER } from "./mariadb.privileges.js";
 
 /** Where the one-shot expiry events live when the resource does not say (`connection.controlDatabase`). */
