@@ -5,15 +5,13 @@
  */
 
 import type { AuditEventView, VerifyReply } from "../../../src/api/audit.schema.js";
-import type {
-  Decision,
-  Explanation,
-  PolicyRequirements,
-  Reason,
-} from "../../../src/api/decisions.schema.js";
+import type { Decision, Explanation, PolicyRequirements, Reason } from "../../../src/api/decisions.schema.js";
 import type { CredentialView, GrantView } from "../../../src/api/grants.schema.js";
 import type { RequestView } from "../../../src/api/requests.schema.js";
-import type { BlastRadius as BlastRadiusChanges, Reachability } from "../../../src/api/segmentation.schema.js";
+import type {
+  BlastRadius as BlastRadiusChanges,
+  Reachability,
+} from "../../../src/api/segmentation.schema.js";
 import type { PrincipalView } from "../../../src/api/users.schema.js";
 import type { ZoneView } from "../../../src/api/zones.schema.js";
 
