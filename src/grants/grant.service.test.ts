@@ -2,9 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, DIALECTS, type TestDatabase } from "../../test/support/databases.js";
-import { listAuditEvents } from "../audit/audit.repo.js";
-import type { AuditEvent } from "../audit/chain.js";
-import { loadConfigText } from "../config/load.js";
+import { codeOf, compiledRuntime, events, person } from "../../test/support/service-fixtures.js";
 import type { ResourceType } from "../config/schema.js";
 import { type DatabaseHandle, openDatabase } from "../db/database.js";
 import { createTransactionRunner } from "../db/transaction.js";
@@ -12,7 +10,6 @@ import type { Db } from "../db/types.js";
 import { FirebreakError } from "../errors.js";
 import type { CredentialConnector, IssueContext, NetworkEnforcer, PathSpec } from "../plugins/contracts.js";
 import type { ConnectorRegistry } from "../plugins/registry.js";
-import { compilePolicy } from "../policy/engine.js";
 import { findRequest } from "../requests/request.repo.js";
 import { createRequestService } from "../requests/request.service.js";
 import { createSecretBox } from "../secrets/secret-box.js";
@@ -74,9 +71,6 @@ breakGlass:
     autoApprove: { when: "signals.incident.severity == 1" }
 `;
 
-function person(name: string, groups: string[], roles: Partial<Principal> = {}): Principal {
-  return { name, groups, isAdmin: false, isAuditor: false, ...roles };
-}
 const alice = person("alice", ["sre"]);
 const bob = person("bob", ["sre"]);
 const carol = person("carol", ["leads"]);
@@ -179,9 +173,7 @@ function createFakeEnforcer() {
 type FakeEnforcer = ReturnType<typeof createFakeEnforcer>;
 
 const MASTER_KEY = randomBytes(32);
-const loaded = loadConfigText(CONFIG);
-if (!loaded.ok) throw new Error(`test configuration invalid: ${JSON.stringify(loaded.errors)}`);
-const runtime = { config: loaded.config, policy: compilePolicy(loaded.config) };
+const runtime = compiledRuntime(CONFIG);
 
 /**
  * One Firebreak process's grant lifecycle, wired as the composition root wires it, on `db`, with
@@ -249,10 +241,6 @@ function createProcess(
 }
 type Process = ReturnType<typeof createProcess>;
 
-async function events(db: Db, type?: string): Promise<AuditEvent[]> {
-  return listAuditEvents(db, { limit: 1000, ...(type ? { type } : {}) });
-}
-
 /**
  * Locks a grant's effect rows from a connection of its own, so that transactions updating them
  * queue behind it; released once `count` of them are waiting, they then run in turn.
@@ -286,16 +274,6 @@ async function holdRows(url: string, grantId: string) {
 /** Each effect's state by connector: the order of a grant's effects is not defined. */
 async function statesOf(db: Db, grantId: string): Promise<Record<string, string>> {
   return Object.fromEntries((await listEffects(db, grantId)).map((e) => [e.connector, e.state]));
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FirebreakError) return error.code;
-    throw error;
-  }
-  throw new Error("expected a refusal");
 }
 
 /** An approved vault-emergency request of `who`'s, activated. */

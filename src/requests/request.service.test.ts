@@ -1,16 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTestDatabase, DIALECTS, type TestDatabase } from "../../test/support/databases.js";
-import { listAuditEvents } from "../audit/audit.repo.js";
-import type { AuditEvent } from "../audit/chain.js";
-import { loadConfigText } from "../config/load.js";
+import { codeOf, compiledRuntime, events, person } from "../../test/support/service-fixtures.js";
 import { createTransactionRunner } from "../db/transaction.js";
 import type { Db } from "../db/types.js";
-import { FirebreakError } from "../errors.js";
-import { compilePolicy } from "../policy/engine.js";
 import { createManualClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
 import { createSignalService } from "../signals/signal.service.js";
-import type { Principal } from "../users/user.service.js";
 import { findRequest, listApprovals } from "./request.repo.js";
 import { createRequestService } from "./request.service.js";
 
@@ -75,9 +70,6 @@ breakGlass:
     autoApprove: { when: "signals.incident.severity == 1" }
 `;
 
-function person(name: string, groups: string[], roles: Partial<Principal> = {}): Principal {
-  return { name, groups, isAdmin: false, isAuditor: false, ...roles };
-}
 const alice = person("alice", ["sre"]);
 const carol = person("carol", ["leads"]);
 const lena = person("lena", ["leads"]);
@@ -86,23 +78,7 @@ const frank = person("frank", ["dev"]);
 const sam = person("sam", ["sre", "leads"]);
 const admin = person("admin", [], { isAdmin: true });
 
-const loaded = loadConfigText(CONFIG);
-if (!loaded.ok) throw new Error(`test configuration invalid: ${JSON.stringify(loaded.errors)}`);
-const runtime = { config: loaded.config, policy: compilePolicy(loaded.config) };
-
-async function events(db: Db, type?: string): Promise<AuditEvent[]> {
-  return listAuditEvents(db, { limit: 1000, ...(type ? { type } : {}) });
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FirebreakError) return error.code;
-    throw error;
-  }
-  throw new Error("expected a refusal");
-}
+const runtime = compiledRuntime(CONFIG);
 
 describe.each(DIALECTS)("requests on %s", (dialect) => {
   let database: TestDatabase | undefined;
