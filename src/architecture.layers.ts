@@ -65,6 +65,8 @@ export const layerRules: readonly { readonly pattern: string; readonly layer: La
   { pattern: "audit/severity.ts", layer: "policy" },
   { pattern: "audit/analyst-view.ts", layer: "policy" },
   { pattern: "audit/formats/**", layer: "policy" },
+  // A gateway session's transcript chain: hashing and checking records, like audit/chain.ts.
+  { pattern: "gateway/transcript.ts", layer: "policy" },
   // Network state rendered as rules: pure functions of the state (the server time passed in).
   { pattern: "enforcers/nftables/ruleset.ts", layer: "policy" },
   { pattern: "exporters/**", layer: "policy" },

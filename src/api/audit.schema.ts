@@ -38,6 +38,24 @@ export const verifyReply = z.object({
   headHash: z.string().nullable(),
   problem: z.string().nullable(),
   anchoredSeq: z.number().nullable(),
+  /** Gateway session transcripts checked against their chains and audit events (issue 12). */
+  transcripts: z
+    .object({
+      ok: z.boolean(),
+      sessions: z.number(),
+      records: z.number(),
+      failures: z.array(
+        z.object({
+          session: z.string(),
+          grant: z.string().nullable(),
+          firstBadSeq: z.number(),
+          problem: z.string(),
+          reason: z.string(),
+        }),
+      ),
+    })
+    .nullable()
+    .optional(),
 });
 export type VerifyReply = z.infer<typeof verifyReply>;
 

@@ -4,6 +4,7 @@ import {
   auditEventsReply,
   auditQuery,
   streamReply,
+  type VerifyReply,
   verifyReply,
 } from "../api/audit.schema.js";
 import { assert } from "../errors.js";
@@ -35,7 +36,24 @@ export function createAuditRoutes(deps: {
   }) => () => Promise<Principal | null>;
   /** The anchor kept outside the database (`audit.anchor`), which verify checks the chain against. */
   anchor?: Pick<AnchorKeeper, "verify">;
+  /** Gateway transcripts, checked after the chain (each against its own chain and its audit events). */
+  transcripts?: { verify(): Promise<NonNullable<VerifyReply["transcripts"]>> };
 }): AnyRoute[] {
+  /** A chain that verified is then judged with its transcripts: a broken transcript fails the verify. */
+  async function withTranscripts(verified: VerifyReply): Promise<VerifyReply> {
+    if (!verified.ok || !deps.transcripts) return verified;
+    const transcripts = await deps.transcripts.verify();
+    const [first] = transcripts.failures;
+    if (transcripts.ok || !first) return { ...verified, transcripts };
+    return {
+      ...verified,
+      ok: false,
+      problem: `TRANSCRIPT_${first.problem}`,
+      reason: `gateway session ${first.session} (grant ${first.grant ?? "unknown"}), record ${first.firstBadSeq}: ${first.reason}`,
+      transcripts,
+    };
+  }
+
   return [
     defineRoute({
       method: "GET",
@@ -72,8 +90,8 @@ export function createAuditRoutes(deps: {
         };
         // A chain cut back and its head rewound verifies on its own; only the anchor shows the cut.
         const anchored = verified.ok && deps.anchor ? await deps.anchor.verify() : null;
-        if (anchored === null) return verified;
-        if (anchored.ok) return { ...verified, anchoredSeq: anchored.anchoredSeq };
+        if (anchored === null) return withTranscripts(verified);
+        if (anchored.ok) return withTranscripts({ ...verified, anchoredSeq: anchored.anchoredSeq });
         return {
           ...verified,
           ok: false,

@@ -60,16 +60,23 @@ interface OnlineVerifyResult {
   anchoredSeq?: number | null;
   /** Events from --anchor files compared with the chain. */
   anchors?: number;
+  /** Gateway transcripts the server checked with the chain. */
+  transcripts?: { ok: boolean; sessions: number; records: number } | null;
 }
 
 function describeOnline(result: OnlineVerifyResult): string {
+  if (!result.ok && result.problem?.startsWith("TRANSCRIPT_"))
+    return `BROKEN: ${result.problem}: ${safeText(result.reason)}`;
   if (!result.ok)
     return `BROKEN${result.problem ? `: ${result.problem}` : ""} at seq ${result.firstBadSeq}: ${safeText(result.reason)}`;
   const anchored =
     typeof result.anchoredSeq === "number"
       ? `; it holds the anchored event at seq ${result.anchoredSeq}${result.anchors ? ` (${result.anchors} anchored event(s) compared)` : ""}`
       : "";
-  return `OK: ${result.count} events, chain intact${anchored}`;
+  const transcripts = result.transcripts
+    ? `; ${result.transcripts.sessions} gateway session transcript(s), ${result.transcripts.records} record(s) intact`
+    : "";
+  return `OK: ${result.count} events, chain intact${anchored}${transcripts}`;
 }
 
 /** Reads --anchor files, turning file errors into the CLI's error codes. */

@@ -301,7 +301,51 @@ export interface SshRevocationsTable {
   valid_before: number | null;
 }
 
+/** A session a protocol gateway carried for a grant (src/gateway/NOTES.md). */
+export interface GatewaySessionsTable {
+  id: string;
+  grant_id: string;
+  protocol: "postgres" | "ssh";
+  resource: string;
+  user_name: string;
+  client_address: string | null;
+  started_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
+  /** Records written so far; final once ended. */
+  record_count: number;
+  /** The last record's hash once the session ended (the genesis hash for an empty transcript). */
+  digest: string | null;
+}
+
+/** One transcript record, chained to the previous record of its session. */
+export interface GatewayRecordsTable {
+  session_id: string;
+  seq: number;
+  time: number;
+  kind: string;
+  payload_json: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** What the gateway holds for a grant on a gateway resource: the target login, sealed, and the token's verifier. */
+export interface GatewayCredentialsTable {
+  grant_id: string;
+  resource: string;
+  login: string;
+  password_enc: string;
+  scram_salt: string;
+  scram_iterations: number;
+  stored_key: string;
+  server_key: string;
+  created_at: number;
+}
+
 export interface Database {
+  gateway_sessions: GatewaySessionsTable;
+  gateway_records: GatewayRecordsTable;
+  gateway_credentials: GatewayCredentialsTable;
   ssh_revocations: SshRevocationsTable;
   mfa_factors: MfaFactorsTable;
   factor_presentations: FactorPresentationsTable;

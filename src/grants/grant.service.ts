@@ -49,6 +49,8 @@ export function createGrantService(deps: {
   requests: Pick<RequestService, "load" | "lapseIfDue">;
   signals: Pick<SignalService, "snapshot">;
   listener: GrantListener;
+  /** Open gateway sessions, cut and counted before a revocation is verified (revocation.ts). */
+  gatewaySessions?: { cutGrant(grantId: string, reason: string): Promise<number> };
 }) {
   // The same rules decide what `/v1/events` streams (policy/visibility.ts).
   function canSee(principal: Principal, grant: GrantRecord): boolean {
@@ -67,6 +69,7 @@ export function createGrantService(deps: {
     inTransaction: deps.inTransaction,
     effects: deps.effects,
     listener: deps.listener,
+    gatewaySessions: deps.gatewaySessions,
   });
   const delivery = createCredentialDelivery({
     db: deps.db,

@@ -38,6 +38,11 @@ export function createRevocation(deps: {
   effects: Pick<EffectRunner, "undo">;
   /** Told when a revocation failed and has a retry time, so the scheduler wakes for it. */
   listener: { retryScheduled(): void };
+  /**
+   * The protocol gateways' open sessions (gateway/session.service.ts): cut before the targets are
+   * touched; resolves to how many are still held. A revocation is verified only at 0.
+   */
+  gatewaySessions?: { cutGrant(grantId: string, reason: string): Promise<number> };
 }) {
   /** Takes one grant's effects away on the targets; writes nothing. */
   async function undoAll(grant: GrantRecord): Promise<Outcome> {
@@ -46,6 +51,11 @@ export function createRevocation(deps: {
     const effects = (await listEffects(deps.db, grant.id)).filter((e) => e.state !== "closed");
     const done: Undone[] = [];
     try {
+      if (deps.gatewaySessions) {
+        const why = grant.closeReason ? `${grant.state}: ${grant.closeReason}` : grant.state;
+        const left = await deps.gatewaySessions.cutGrant(grant.id, `grant ${grant.id} was ${why}`);
+        assert(left === 0, "CONNECTOR_FAILED", `the gateway still holds ${left} session(s) of the grant`);
+      }
       for (const effect of effects) {
         const undone = await deps.effects.undo(effect, grant);
         assert(

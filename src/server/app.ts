@@ -23,6 +23,7 @@ import { createDecisionService } from "../decisions/decision.service.js";
 import { isFirebreakError } from "../errors.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
+import { createGatewaySessions, createSessionHolder } from "../gateway/session.service.js";
 import { createEffectRunner } from "../grants/effects.js";
 import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
 import { listActiveGrants } from "../grants/grant.repo.js";
@@ -188,6 +189,9 @@ export async function createApp(options: AppOptions) {
   const enforcer = enforcement.enforcer;
   const effects = createEffectRunner({ connectors, enforcer, config: () => current().config });
   let scheduler: ReturnType<typeof createExpiryScheduler>;
+  // Gateway sessions (issue 12): transcripts, and the sessions held open here, cut when a grant closes.
+  const gatewaySessions = createGatewaySessions({ db, clock, inTransaction });
+  const heldSessions = createSessionHolder();
   const listener: GrantListener = {
     activated(grant) {
       access.addGrant(grant.id, grant.user, grant.zone, grant.role, grant.endsAt, grant.resource);
@@ -195,6 +199,9 @@ export async function createApp(options: AppOptions) {
     },
     closed(grant) {
       access.removeGrant(grant.id);
+      // At once, before the targets are touched; the revocation counts what is left.
+      const why = grant.closeReason ? `${grant.state}: ${grant.closeReason}` : grant.state;
+      void heldSessions.cutGrant(grant.id, `grant ${grant.id} was ${why}`);
     },
     retryScheduled() {
       scheduler.poke();
@@ -211,6 +218,7 @@ export async function createApp(options: AppOptions) {
     requests,
     signals,
     listener,
+    gatewaySessions: heldSessions,
   });
   scheduler = createExpiryScheduler({
     db,
@@ -384,6 +392,7 @@ export async function createApp(options: AppOptions) {
     ...createAuditRoutes({
       audit,
       anchor,
+      transcripts: gatewaySessions,
       streams: eventStreams,
       // The stream keeps the credential it was opened with and asks again whether it still holds.
       recheckCredential: (request) => {
@@ -442,6 +451,8 @@ export async function createApp(options: AppOptions) {
       auditDelivery,
       checkpointer,
       metrics,
+      gatewaySessions,
+      heldSessions,
     },
     access: () => access.current(),
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
