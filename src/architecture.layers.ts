@@ -67,6 +67,9 @@ export const layerRules: readonly { readonly pattern: string; readonly layer: La
   { pattern: "audit/formats/**", layer: "policy" },
   // A gateway session's transcript chain: hashing and checking records, like audit/chain.ts.
   { pattern: "gateway/transcript.ts", layer: "policy" },
+  // Statements parsed (PostgreSQL's parser in WebAssembly) and judged by a role's CEL rules: pure.
+  { pattern: "gateway/postgres/classify.ts", layer: "policy" },
+  { pattern: "gateway/postgres/statement-rules.ts", layer: "policy" },
   // Network state rendered as rules: pure functions of the state (the server time passed in).
   { pattern: "enforcers/nftables/ruleset.ts", layer: "policy" },
   { pattern: "exporters/**", layer: "policy" },

@@ -5,10 +5,12 @@ import type { z } from "zod";
 import { resourceSettings, signalSettings } from "../plugins/settings.js";
 import type {
   ConfigPath,
+  RawSettings,
   ResourceSettings,
   SettingsReport,
   SignalSettings,
 } from "../plugins/settings-contract.js";
+import { statementConditionProblems } from "../gateway/postgres/statement-rules.js";
 import { CelCompileError, compileCondition, didYouMean } from "../policy/cel.js";
 import { canonicalJson } from "../shared/canonical-json.js";
 import { parseDuration } from "./duration.js";
@@ -832,6 +834,35 @@ function listOf(names: Iterable<string>): string {
 }
 
 /**
+ * A PostgreSQL role's statement rules (the gateway's purpose binding): each CEL condition must
+ * compile, reported at its position; rules on a resource users reach directly bind nothing.
+ */
+function checkStatementRules(resource: RawSettings, path: ConfigPath, report: SettingsReport): void {
+  for (const [roleName, role] of entriesOf(resource.roles)) {
+    if (!isRaw(role) || !Array.isArray(role.statements)) continue;
+    const rulesPath = [...path, "roles", roleName, "statements"];
+    if (resource.access !== "gateway")
+      report.warn(
+        rulesPath,
+        "statement rules apply only to connections through the gateway; set access: gateway on the resource, or grants may bypass them",
+      );
+    role.statements.forEach((rule: unknown, index: number) => {
+      if (!isRaw(rule)) return;
+      for (const key of ["allow", "deny"] as const) {
+        const source = stringOf(rule[key]);
+        if (source === undefined || source.length === 0 || source.length > 4096) continue;
+        const problems = statementConditionProblems(source);
+        if (problems.length > 0)
+          report.error(
+            [...rulesPath, index, key],
+            `expected a CEL condition over statement, request and principal: ${problems.join("; ")}`,
+          );
+      }
+    });
+  }
+}
+
+/**
  * Each plug-in's own load-time checks (what its connector, sink or source would refuse later is
  * refused here, when the file is checked), and the one check across plug-ins: two resources whose
  * connectors claim accounts by prefix must not share a target and a prefix, or their reconcilers
@@ -846,6 +877,7 @@ function checkPluginSettings(raw: Record<string, unknown>, report: SettingsRepor
     const settings: ResourceSettings = resourceSettings[type as keyof typeof resourceSettings];
     const path: ConfigPath = ["resources", name];
     settings.check?.(resource, path, report);
+    if (type === "postgres") checkStatementRules(resource, path, report);
     const connection = isRaw(resource.connection) ? resource.connection : {};
     const url = stringOf(connection.url);
     if (url && settings.prefixedAccounts === true) {

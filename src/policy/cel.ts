@@ -42,8 +42,9 @@ export class CelCompileError extends FirebreakError {
   }
 }
 
-type FieldType = "string" | "string or null" | "int" | "bool" | "list of strings" | "timestamp";
-interface Shape {
+export type FieldType = "string" | "string or null" | "int" | "bool" | "list of strings" | "timestamp";
+/** The variables an expression may name, with their CEL types: nested fields, or a leaf's type. */
+export interface Shape {
   readonly [field: string]: Shape | FieldType;
 }
 
@@ -71,7 +72,6 @@ export const CONDITION_VARIABLES = {
 } as const satisfies Shape;
 
 type RootName = keyof typeof CONDITION_VARIABLES;
-const ROOT_NAMES = Object.keys(CONDITION_VARIABLES) as RootName[];
 
 // CEL ints are bigints in @bufbuild/cel; JS numbers would be doubles, and `severity + 1` has no
 // (double, int) overload. Maps (not plain objects) skip the library's per-access Object.entries.
@@ -118,6 +118,19 @@ const env = celEnv();
  * `evaluate` never throws: a runtime failure or a non-boolean result is `{ ok: false }`.
  */
 export function compileCondition(source: string): CompiledCondition {
+  return compilePredicate(source, CONDITION_VARIABLES, BUILDERS);
+}
+
+/**
+ * Compiles a CEL predicate over another set of variables (statement rules of the PostgreSQL
+ * gateway use it): `variables` says what may be named, `builders` turns the caller's values into
+ * each root's CEL input. Same checks and errors as `compileCondition`.
+ */
+export function compilePredicate<Vars, Root extends string>(
+  source: string,
+  variables: Readonly<Record<Root, Shape | FieldType>>,
+  builders: Readonly<Record<Root, (vars: Vars) => CelInput>>,
+): { source: string; evaluate(vars: Vars): ConditionResult } {
   if (source.trim() === "") throw new CelCompileError(source, ["the condition is empty"]);
   if (source.length > MAX_SOURCE_LENGTH) {
     throw new CelCompileError(source, [`the condition is longer than ${MAX_SOURCE_LENGTH} characters`]);
@@ -131,7 +144,7 @@ export function compileCondition(source: string): CompiledCondition {
     throw new CelCompileError(source, [describeSyntaxError(error)]);
   }
 
-  const checker = new Checker(source, parsed.sourceInfo?.positions ?? {});
+  const checker = new Checker(source, parsed.sourceInfo?.positions ?? {}, variables);
   let result: Info;
   try {
     result = checker.visit(parsed.expr, new Set());
@@ -154,14 +167,14 @@ export function compileCondition(source: string): CompiledCondition {
   } catch (error) {
     throw new CelCompileError(source, [`cannot be planned: ${(error as Error).message}`]);
   }
-  const roots = ROOT_NAMES.filter((name) => checker.roots.has(name));
+  const roots = (Object.keys(variables) as Root[]).filter((name) => checker.roots.has(name));
   return {
     source,
     evaluate(vars) {
       let value: unknown;
       try {
         const bindings: Record<string, CelInput> = {};
-        for (const root of roots) bindings[root] = BUILDERS[root](vars);
+        for (const root of roots) bindings[root] = builders[root](vars);
         value = program(bindings);
       } catch (error) {
         return { ok: false, error: `could not evaluate: ${(error as Error).message}` };
@@ -257,12 +270,13 @@ const OTHER_FUNCTION_TYPES: Record<string, ValueType> = {
  */
 class Checker {
   readonly problems: string[] = [];
-  readonly roots = new Set<RootName>();
+  readonly roots = new Set<string>();
   private unknownVariableReported = false;
 
   constructor(
     private readonly source: string,
     private readonly positions: { [id: string]: number },
+    private readonly variables: Readonly<Record<string, Shape | FieldType>>,
   ) {}
 
   /** ` at column 7` (or line and column) for the node, so a long condition's mistake is easy to find. */
@@ -327,16 +341,16 @@ class Checker {
 
   private identifier(expr: Expr, name: string, bound: ReadonlySet<string>): Info {
     if (bound.has(name)) return { type: undefined };
-    if (Object.hasOwn(CONDITION_VARIABLES, name)) {
-      const root = name as RootName;
-      this.roots.add(root);
-      const shape = CONDITION_VARIABLES[root];
+    const shape = Object.hasOwn(this.variables, name) ? this.variables[name] : undefined;
+    if (shape !== undefined) {
+      this.roots.add(name);
       return { type: shapeType(shape), known: { path: name, shape } };
     }
     // The list of what exists is said once, however many unknown names there are.
-    const known = this.unknownVariableReported ? "" : `; conditions may use ${ROOT_NAMES.join(", ")}`;
+    const rootNames = Object.keys(this.variables);
+    const known = this.unknownVariableReported ? "" : `; conditions may use ${rootNames.join(", ")}`;
     this.unknownVariableReported = true;
-    this.problems.push(`unknown variable '${name}'${this.at(expr)}${didYouMean(name, ROOT_NAMES)}${known}`);
+    this.problems.push(`unknown variable '${name}'${this.at(expr)}${didYouMean(name, rootNames)}${known}`);
     return { type: undefined };
   }
 
@@ -360,7 +374,7 @@ class Checker {
 
   private call(expr: Expr, call: CallExpr, bound: ReadonlySet<string>): Info {
     const name = call.function;
-    if (call.target !== undefined && isQualifiedFunction(call.target, name, bound)) {
+    if (call.target !== undefined && isQualifiedFunction(call.target, name, bound, this.variables)) {
       for (const argument of call.args) this.visit(argument, bound);
       return { type: undefined };
     }
@@ -395,7 +409,12 @@ class Checker {
 }
 
 /** `a.b.fn(x)` may name a namespaced function `a.b.fn` rather than a method on `a.b`, as the planner allows. */
-function isQualifiedFunction(target: Expr, name: string, bound: ReadonlySet<string>): boolean {
+function isQualifiedFunction(
+  target: Expr,
+  name: string,
+  bound: ReadonlySet<string>,
+  variables: Readonly<Record<string, unknown>>,
+): boolean {
   const parts: string[] = [];
   let node: Expr | undefined = target;
   while (node?.exprKind.case === "selectExpr") {
@@ -404,7 +423,7 @@ function isQualifiedFunction(target: Expr, name: string, bound: ReadonlySet<stri
   }
   if (node?.exprKind.case !== "identExpr") return false;
   const head = node.exprKind.value.name;
-  if (bound.has(head) || Object.hasOwn(CONDITION_VARIABLES, head)) return false;
+  if (bound.has(head) || Object.hasOwn(variables, head)) return false;
   return env.funcs.find([head, ...parts, name].join(".")) !== undefined;
 }
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { namePrefixSchema } from "../../config/primitives.js";
+import { statementRulesSchema } from "../../gateway/postgres/statement-rules.settings.js";
 import type {
   ConfigPath,
   RawSettings,
@@ -21,6 +22,8 @@ export const postgresResourceSettings = {
   role: {
     /** PostgreSQL roles the grant's login role becomes a member of. */
     grants: z.array(roleName).optional(),
+    /** Statement rules the gateway applies to this role's statements (CEL, gateway/postgres/statement-rules.ts). */
+    statements: statementRulesSchema.optional(),
   },
   prefixedAccounts: true,
   check: checkPostgresResource,
