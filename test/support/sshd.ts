@@ -213,6 +213,8 @@ function configText(directory: string, port: number, extra: readonly string[]): 
     "AllowAgentForwarding yes",
     "PermitTTY yes",
     "X11Forwarding no",
+    // scp (SFTP since OpenSSH 9) and sftp, for the SSH gateway's transfer tests.
+    "Subsystem sftp internal-sftp",
     "LoginGraceTime 20",
     "MaxStartups 100",
     "LogLevel VERBOSE",
