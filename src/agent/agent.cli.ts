@@ -2,8 +2,7 @@ import { hostname } from "node:os";
 import { type Command, Option } from "commander";
 import { readCredentials } from "../cli/client.js";
 import { parseDuration } from "../config/duration.js";
-import { NAME_PATTERN } from "../config/schema.js";
-import { TABLE_PATTERN } from "../enforcers/nftables/nftables.settings.js";
+import { NAME_PATTERN } from "../config/patterns.js";
 
 function logLine(level: string, message: string, fields: Record<string, unknown> = {}) {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, message, ...fields })}\n`);
@@ -47,6 +46,7 @@ export function registerAgentCommand(
         netns?: string;
         table: string;
       }) => {
+        const { TABLE_PATTERN } = await import("../enforcers/nftables/nftables.settings.js");
         if (!NAME_PATTERN.test(options.name))
           throw context.fail("--name takes 1-63 lowercase letters, digits, '-' or '_'", "VALIDATION_FAILED");
         if (!TABLE_PATTERN.test(options.table))

@@ -1,17 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { verifyReply } from "../api/audit.schema.js";
-import {
-  checkpointKeyReply,
-  checkpointReply,
-  deadLettersReply,
-  replayReply,
-  sinksReply,
-} from "../api/sinks.schema.js";
-import { type AnchorPoint, type ChainView, judgeAnchors, readAnchorPoints } from "../audit/anchor.js";
-import { hashEvent, parseEventLine } from "../audit/chain.js";
-import { loadVerifyKey } from "../audit/checkpoint.js";
-import { type ExportVerifyResult, type VerifyKey, verifyExportFiles } from "../audit/offline-verify.js";
+import type { AnchorPoint, ChainView } from "../audit/anchor.js";
+import type { ExportVerifyResult, VerifyKey } from "../audit/offline-verify.js";
 import type { Client } from "./client.js";
 import { safeText, table } from "./format.js";
 
@@ -81,6 +71,7 @@ function describeOnline(result: OnlineVerifyResult): string {
 
 /** Reads --anchor files, turning file errors into the CLI's error codes. */
 async function readAnchors(paths: readonly string[], context: Context): Promise<AnchorPoint[]> {
+  const { readAnchorPoints } = await import("../audit/anchor.js");
   try {
     return await readAnchorPoints(paths);
   } catch (error) {
@@ -100,6 +91,7 @@ async function exportedChainView(
   wanted: ReadonlySet<number>,
   context: Context,
 ): Promise<ChainView> {
+  const { hashEvent, parseEventLine } = await import("../audit/chain.js");
   const decoder = new TextDecoder();
   const hashes = new Map<number, string>();
   let lastSeq = 0;
@@ -153,6 +145,8 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
         if (options.file === undefined) {
           if (options.publicKey !== undefined)
             throw context.fail("--public-key verifies exported files: give them with --file", "USAGE");
+          const { verifyReply } = await import("../api/audit.schema.js");
+          const { judgeAnchors } = await import("../audit/anchor.js");
           const client = await context.client();
           let result: OnlineVerifyResult = await client.get("/v1/audit/verify", verifyReply);
           if (result.ok && anchors.length > 0) {
@@ -178,6 +172,8 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
           if (!result.ok) process.exitCode = 1;
           return;
         }
+        const { loadVerifyKey } = await import("../audit/checkpoint.js");
+        const { verifyExportFiles } = await import("../audit/offline-verify.js");
         const keys: VerifyKey[] = [];
         for (const path of options.publicKey ?? []) {
           let pem: string;
@@ -220,6 +216,7 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
     .option("--from-seq <n>", "with --replay: also deliver everything again from this sequence number")
     .option("--dead-letters <sink>", "list this sink's dead letters")
     .action(async (options: { replay?: string; fromSeq?: string; deadLetters?: string }) => {
+      const { deadLettersReply, replayReply, sinksReply } = await import("../api/sinks.schema.js");
       const client = await context.client();
       if (options.fromSeq !== undefined && options.replay === undefined)
         throw context.fail("--from-seq goes with --replay <sink>", "USAGE");
@@ -285,6 +282,7 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
     .command("checkpoint")
     .description("sign the chain's head now (for example just before an export)")
     .action(async () => {
+      const { checkpointReply } = await import("../api/sinks.schema.js");
       const result = await (await context.client()).post("/v1/audit/checkpoints", {}, checkpointReply);
       context.emit(result, () =>
         result.signed
@@ -297,6 +295,7 @@ export function registerAuditStreamCommands(audit: Command, context: Context): v
     .command("public-key")
     .description("print the public key that verifies checkpoints (PEM), for 'audit verify --public-key'")
     .action(async () => {
+      const { checkpointKeyReply } = await import("../api/sinks.schema.js");
       const key = await (await context.client()).get("/v1/audit/checkpoint-key", checkpointKeyReply);
       context.emit(key, () => key.publicKey.trimEnd());
     });

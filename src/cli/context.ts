@@ -1,4 +1,3 @@
-import { zonesReply } from "../api/zones.schema.js";
 import { type Client, createClient } from "./client.js";
 import { safeText } from "./format.js";
 
@@ -35,6 +34,7 @@ export function out(value: unknown) {
 
 /** Resolves `<zone|resource>` into the field the API expects, using the server's zone list. */
 export async function targetBody(c: Pick<Client, "get">, target: string) {
+  const { zonesReply } = await import("../api/zones.schema.js");
   const { zones } = await c.get("/v1/zones", zonesReply);
   if (zones.some((z) => z.name === target)) return { zone: target };
   if (zones.some((z) => z.resources.some((r) => r.name === target))) return { resource: target };

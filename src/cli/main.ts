@@ -1,29 +1,142 @@
 #!/usr/bin/env node
 import { Command, type Option } from "commander";
-import { registerAgentCommand } from "../agent/agent.cli.js";
-import { registerSegmentationCommands } from "../segmentation/segmentation.cli.js";
 import { VERSION } from "../version.js";
-import { registerAuditCommands } from "./commands/audit.js";
-import { registerConfigCommands } from "./commands/config.js";
-import { registerDemoCommand } from "./commands/demo.js";
-import { registerExplainCommand } from "./commands/explain.js";
-import { registerFactorCommands } from "./commands/factors.js";
-import { registerCredentialCommands, registerGrantCommands } from "./commands/grants.js";
-import { registerIncidentCommands } from "./commands/incidents.js";
-import { registerRequestCommands } from "./commands/requests.js";
-import { registerKeyRotationCommand, registerServerCommands } from "./commands/server.js";
-import { registerSessionCommands } from "./commands/session.js";
-import { registerUserCommands } from "./commands/users.js";
-import { registerSshCaCommand, registerZoneCommands } from "./commands/zones.js";
-import { createCommandContext, type Globals } from "./context.js";
-import { reportFailure } from "./exit.js";
+import { type CommandContext, createCommandContext, type Globals } from "./context.js";
 
 /**
- * The `firebreak` program. Each area registers its commands from src/cli/commands (and
- * segmentation, agent); their renderers are in render.ts and the exit codes in exit.ts. Server
- * code is imported inside the commands that need it, so client commands start without it.
+ * One line of the command table: the top-level commands a module registers, in the order
+ * `firebreak --help` lists them, and how to load and register that module. The module is
+ * import()ed only when one of its commands runs (or the whole list is shown), so a command loads
+ * what it runs and nothing else; test/cli/command-table.test.ts checks `names` against what
+ * `register` defines.
  */
-export function buildProgram(): Command {
+export interface CommandModule {
+  names: readonly string[];
+  register(program: Command, context: CommandContext): Promise<void>;
+}
+
+/**
+ * Every command of `firebreak`. To add one: put its definition in a module whose top-level imports
+ * are only commander and cheap CLI helpers (schemas, renderers and anything heavy import()ed inside
+ * the action), then add a line here, where it should appear in the help.
+ */
+export const COMMANDS: readonly CommandModule[] = [
+  {
+    names: ["serve", "validate", "schema"],
+    register: async (p, c) => (await import("./commands/server.js")).registerServerCommands(p, c),
+  },
+  {
+    names: ["login", "logout", "whoami"],
+    register: async (p, c) => (await import("./commands/session.js")).registerSessionCommands(p, c),
+  },
+  {
+    names: ["request", "requests", "show", "approve", "cancel", "deny", "activate"],
+    register: async (p, c) => (await import("./commands/requests.js")).registerRequestCommands(p, c),
+  },
+  {
+    names: ["credential", "connect"],
+    register: async (p, c) => (await import("./commands/grants.js")).registerCredentialCommands(p, c),
+  },
+  {
+    names: ["rotate-master-key"],
+    register: async (p, c) => (await import("./commands/server.js")).registerKeyRotationCommand(p, c),
+  },
+  {
+    names: ["grants", "revoke", "reviews", "review"],
+    register: async (p, c) => (await import("./commands/grants.js")).registerGrantCommands(p, c),
+  },
+  {
+    names: ["explain"],
+    register: async (p, c) => (await import("./commands/explain.js")).registerExplainCommand(p, c),
+  },
+  {
+    names: ["zones"],
+    register: async (p, c) => (await import("./commands/zones.js")).registerZoneCommands(p, c),
+  },
+  {
+    names: ["users"],
+    register: async (p, c) => (await import("./commands/users.js")).registerUserCommands(p, c),
+  },
+  {
+    names: ["audit"],
+    register: async (p, c) => (await import("./commands/audit.js")).registerAuditCommands(p, c),
+  },
+  {
+    names: ["config"],
+    register: async (p, c) => (await import("./commands/config.js")).registerConfigCommands(p, c),
+  },
+  {
+    names: ["ssh-ca"],
+    register: async (p, c) => (await import("./commands/zones.js")).registerSshCaCommand(p, c),
+  },
+  {
+    names: ["mfa"],
+    register: async (p, c) => (await import("./commands/factors.js")).registerFactorCommands(p, c),
+  },
+  {
+    names: ["incident"],
+    register: async (p, c) => (await import("./commands/incidents.js")).registerIncidentCommands(p, c),
+  },
+  {
+    names: ["demo"],
+    register: async (p, c) => (await import("./commands/demo.js")).registerDemoCommand(p, c),
+  },
+  {
+    names: ["reach", "lint", "export-policies"],
+    register: async (p, c) =>
+      (await import("../segmentation/segmentation.cli.js")).registerSegmentationCommands(p, c),
+  },
+  {
+    names: ["agent"],
+    register: async (p, c) =>
+      (await import("../agent/agent.cli.js")).registerAgentCommand(p, {
+        server: () => c.globals().server,
+        fail: c.fail,
+      }),
+  },
+];
+
+/** The root options that take a value, so the word after them is no command name. */
+const ROOT_OPTIONS_WITH_VALUE = new Set(["--server"]);
+
+/**
+ * The command `argv` names (its first word that is no root option or root option value), or null
+ * when it names none (`firebreak`, `firebreak --version`).
+ */
+export function commandNamed(argv: readonly string[]): string | null {
+  for (let index = 2; index < argv.length; index++) {
+    const word = argv[index] as string;
+    if (word === "--") return argv[index + 1] ?? null;
+    if (!word.startsWith("-")) return word;
+    if (ROOT_OPTIONS_WITH_VALUE.has(word)) index++;
+  }
+  return null;
+}
+
+/**
+ * Which table lines `argv` needs: the one that defines the command it names; none for a bare
+ * `--version`; all of them for help, an unknown command (commander's suggestions) or no command.
+ */
+function modulesFor(argv: readonly string[]): readonly CommandModule[] {
+  const name = commandNamed(argv);
+  if (name === null) {
+    const words = argv.slice(2);
+    const versionOnly =
+      words.some((w) => w === "--version" || w === "-V") && !words.some((w) => w === "--help" || w === "-h");
+    return versionOnly ? [] : COMMANDS;
+  }
+  const owner = COMMANDS.find((entry) => entry.names.includes(name));
+  return owner ? [owner] : COMMANDS;
+}
+
+/**
+ * The `firebreak` program with the commands `argv` needs (all of them by default, for help and
+ * tests). Each area registers its commands from src/cli/commands (and segmentation, agent); their
+ * renderers are in render.ts and the exit codes in exit.ts. Schemas, renderers and server code are
+ * imported inside the actions that need them, so a command starts with commander and its own
+ * definition only.
+ */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command();
   program
     .name("firebreak")
@@ -39,24 +152,8 @@ export function buildProgram(): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
   const context = createCommandContext(() => program.opts<Globals>());
-  // The order here is the order `firebreak --help` lists the commands in.
-  registerServerCommands(program, context);
-  registerSessionCommands(program, context);
-  registerRequestCommands(program, context);
-  registerCredentialCommands(program, context);
-  registerKeyRotationCommand(program, context);
-  registerGrantCommands(program, context);
-  registerExplainCommand(program, context);
-  registerZoneCommands(program, context);
-  registerUserCommands(program, context);
-  registerAuditCommands(program, context);
-  registerConfigCommands(program, context);
-  registerSshCaCommand(program, context);
-  registerFactorCommands(program, context);
-  registerIncidentCommands(program, context);
-  registerDemoCommand(program, context);
-  registerSegmentationCommands(program, context);
-  registerAgentCommand(program, { server: () => context.globals().server, fail: context.fail });
+  // The order of COMMANDS is the order `firebreak --help` lists the commands in.
+  for (const entry of argv ? modulesFor(argv) : COMMANDS) await entry.register(program, context);
 
   program.addHelpText("after", HELP_EXAMPLES);
   checkRequiredOptionsAfterUnknownOnes(program);
@@ -102,14 +199,13 @@ function checkRequiredOptionsAfterUnknownOnes(root: Command) {
 
 /** Runs the program; exit codes: 0 success, 1 refused or failed, 2 usage error. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  program.exitOverride();
   const json = argv.includes("--json");
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
-    return reportFailure(error, json);
+    return (await import("./exit.js")).reportFailure(error, json);
   }
 }
 

@@ -1,5 +1,8 @@
 /** Text forms written in configuration and accepted at the API, each said once. */
 
+/** Zones, resources, roles, policies, groups: lowercase DNS-label style, 1–63 characters. */
+export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+
 /** `90s`, `15m`, `1h`, `7d`: a number and a unit. */
 export const DURATION_PATTERN = /^([1-9][0-9]{0,5})(s|m|h|d)$/;
 export const DURATION_HINT = "a duration such as '90s', '15m', '1h' or '7d'";

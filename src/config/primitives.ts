@@ -1,6 +1,12 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
-import { DURATION_HINT, DURATION_PATTERN, PORT_SPEC_PATTERN, parsePortSpec } from "./patterns.js";
+import {
+  DURATION_HINT,
+  DURATION_PATTERN,
+  NAME_PATTERN,
+  PORT_SPEC_PATTERN,
+  parsePortSpec,
+} from "./patterns.js";
 
 /**
  * The value types the configuration is written in (names, references, durations, addresses), apart
@@ -11,8 +17,7 @@ import { DURATION_HINT, DURATION_PATTERN, PORT_SPEC_PATTERN, parsePortSpec } fro
  * safe alphabet here, at the edge, so that no zone or role name can ever become syntax.
  */
 
-/** Zones, resources, roles, policies, groups: lowercase DNS-label style, 1–63 characters. */
-export const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+export { NAME_PATTERN };
 /** User names: letters, digits and `._@-`, starting with a letter or digit, at most 128 characters. */
 export const USER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 

@@ -1,23 +1,12 @@
 import { writeFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import type { z } from "zod";
-import { desiredStateReply } from "../api/enforcement.schema.js";
-import {
-  type BlastRadius,
-  blastRadiusReply,
-  lintReply,
-  type Reachability,
-  reachabilityReply,
-} from "../api/segmentation.schema.js";
-import { zonesReply } from "../api/zones.schema.js";
+import type { BlastRadius, lintReply, Reachability } from "../api/segmentation.schema.js";
 import type { Client } from "../cli/client.js";
 import type { FirebreakConfig } from "../config/schema.js";
-import { EXPORT_FORMATS, type ExportFormat, exportPolicies } from "../exporters/exporters.js";
-import { compilePolicy, resourcesForGrant } from "../policy/engine.js";
-import { failsAt, lintConfig, SEVERITIES, type Severity } from "./lint.js";
-import { buildNetworkState, type NetworkState, networkStateSchema, standingState } from "./network-state.js";
-import { analyseZone, blastRadiusChange, buildReachabilityGraph } from "./reachability.js";
-import { hypotheticalPaths } from "./what-if.js";
+import type { ExportFormat } from "../exporters/exporters.js";
+import type { Severity } from "./lint.js";
+import type { NetworkState } from "./network-state.js";
 
 /**
  * `firebreak reach`, `lint`, `export-policies` and the `--blast-radius` part of `explain`. Each
@@ -31,6 +20,14 @@ export interface CliContext {
 }
 
 type LintFinding = z.infer<typeof lintReply>["findings"][number];
+
+/**
+ * The choices of `--fail-on` and `--format`, the linter's SEVERITIES and the exporters'
+ * EXPORT_FORMATS: written out so that defining the commands (and `--help`) loads neither module
+ * (segmentation.cli.test.ts checks they are the same). Everything else is import()ed by the action.
+ */
+export const SEVERITY_CHOICES: readonly Severity[] = ["high", "medium", "low"];
+export const FORMAT_CHOICES: readonly ExportFormat[] = ["k8s", "cilium", "calico", "nftables"];
 
 async function loadOffline(path: string, context: CliContext): Promise<FirebreakConfig> {
   // The loader (YAML, CEL, plug-in settings checks) is loaded only by the offline commands.
@@ -70,7 +67,9 @@ function describeFindings(findings: readonly LintFinding[]): string {
   const lines = findings.map(
     (f) => `${f.severity.toUpperCase().padEnd(6)} ${f.code.padEnd(24)} ${f.path}: ${f.message}`,
   );
-  const counts = SEVERITIES.map((s) => `${findings.filter((f) => f.severity === s).length} ${s}`).join(", ");
+  const counts = SEVERITY_CHOICES.map((s) => `${findings.filter((f) => f.severity === s).length} ${s}`).join(
+    ", ",
+  );
   return `${lines.join("\n")}\n${findings.length} finding(s): ${counts}`;
 }
 
@@ -80,6 +79,8 @@ export async function blastRadiusFor(
   options: { config?: string; target: string; role: string; sourceZone?: string },
 ): Promise<BlastRadius> {
   if (!options.config) {
+    const { zonesReply } = await import("../api/zones.schema.js");
+    const { blastRadiusReply } = await import("../api/segmentation.schema.js");
     const c = await context.client();
     const { zones } = await c.get("/v1/zones", zonesReply);
     const isZone = zones.some((z) => z.name === options.target);
@@ -93,6 +94,9 @@ export async function blastRadiusFor(
       blastRadiusReply,
     );
   }
+  const { compilePolicy, resourcesForGrant } = await import("../policy/engine.js");
+  const { blastRadiusChange } = await import("./reachability.js");
+  const { hypotheticalPaths } = await import("./what-if.js");
   const config = await loadOffline(options.config, context);
   const isResource = Object.hasOwn(config.resources ?? {}, options.target);
   const zone = isResource ? config.resources?.[options.target]?.zone : options.target;
@@ -158,11 +162,13 @@ export function registerSegmentationCommands(program: Command, context: CliConte
     .action(async (zone: string, options: { config?: string; grants: boolean }) => {
       let result: Reachability;
       if (options.config) {
+        const { analyseZone, buildReachabilityGraph } = await import("./reachability.js");
         const config = await loadOffline(options.config, context);
         const analysed = analyseZone(buildReachabilityGraph(config), zone);
         if (!analysed) throw context.fail(`no zone '${zone}' in ${options.config}`, "NOT_FOUND");
         result = { ...analysed, includesGrants: false };
       } else {
+        const { reachabilityReply } = await import("../api/segmentation.schema.js");
         result = await (await context.client()).get(
           `/v1/zones/${encodeURIComponent(zone)}/reachability?grants=${options.grants}`,
           reachabilityReply,
@@ -177,10 +183,12 @@ export function registerSegmentationCommands(program: Command, context: CliConte
     .option("--config <file>", "lint this configuration file offline")
     .addOption(
       new Option("--fail-on <severity>", "exit 1 when a finding is at least this severe")
-        .choices([...SEVERITIES])
+        .choices([...SEVERITY_CHOICES])
         .default("high"),
     )
     .action(async (options: { config?: string; failOn: Severity }) => {
+      const { failsAt, lintConfig } = await import("./lint.js");
+      const { lintReply } = await import("../api/segmentation.schema.js");
       const findings = options.config
         ? lintConfig(await loadOffline(options.config, context))
         : (await (await context.client()).get("/v1/lint", lintReply)).findings;
@@ -192,7 +200,7 @@ export function registerSegmentationCommands(program: Command, context: CliConte
     .command("export-policies")
     .description("render standing flows and active grants as Kubernetes, Cilium, Calico or nftables policy")
     .addOption(
-      new Option("--format <format>", "what to render").choices([...EXPORT_FORMATS]).makeOptionMandatory(),
+      new Option("--format <format>", "what to render").choices([...FORMAT_CHOICES]).makeOptionMandatory(),
     )
     .option("--config <file>", "render this configuration file offline (standing flows only)")
     .option("--namespace <name>", "namespace of NetworkPolicy and CiliumNetworkPolicy objects", "default")
@@ -206,6 +214,8 @@ export function registerSegmentationCommands(program: Command, context: CliConte
         table: string;
         output?: string;
       }) => {
+        const { buildNetworkState, networkStateSchema, standingState } = await import("./network-state.js");
+        const { exportPolicies } = await import("../exporters/exporters.js");
         let state: NetworkState;
         if (options.config) {
           state = buildNetworkState(
@@ -214,6 +224,7 @@ export function registerSegmentationCommands(program: Command, context: CliConte
             Date.now(),
           );
         } else {
+          const { desiredStateReply } = await import("../api/enforcement.schema.js");
           const reply = await (await context.client()).get(
             "/v1/enforcement/desired-state",
             desiredStateReply,

@@ -1,7 +1,5 @@
 import type { Command } from "commander";
-import { auditEventSchema, auditEventsReply } from "../../api/audit.schema.js";
 import { registerAuditStreamCommands } from "../audit-stream.js";
-import { checkReply } from "../client.js";
 import type { CommandContext } from "../context.js";
 import { printEvent, printEventHeader } from "../render.js";
 
@@ -15,6 +13,8 @@ export function registerAuditCommands(program: Command, context: CommandContext)
     .option("-n, --lines <n>", "how many", "20")
     .option("-f, --follow", "keep printing new events as they are committed")
     .action(async (options: { lines: string; follow?: boolean }) => {
+      const { auditEventSchema, auditEventsReply } = await import("../../api/audit.schema.js");
+      const { checkReply } = await import("../client.js");
       const json = context.globals().json === true;
       const c = await context.client();
       const n = Math.min(Math.max(Number.parseInt(options.lines, 10) || 20, 1), 1000);

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { reloadReply } from "../../api/system.schema.js";
 import type { CommandContext } from "../context.js";
 import { safeText } from "../format.js";
 import { describeConfigChange } from "../render.js";
@@ -11,6 +10,7 @@ export function registerConfigCommands(program: Command, context: CommandContext
     .command("reload")
     .description("ask the server to re-read its configuration file (administrators)")
     .action(async () => {
+      const { reloadReply } = await import("../../api/system.schema.js");
       const result = await (await context.client()).post("/v1/config/reload", {}, reloadReply);
       context.emit(result, () =>
         result.changed

@@ -1,6 +1,5 @@
 import { type Command, CommanderError } from "commander";
-import { type DecisionReply, decisionReply } from "../../api/decisions.schema.js";
-import { blastRadiusFor, describeBlastRadius } from "../../segmentation/segmentation.cli.js";
+import type { DecisionReply } from "../../api/decisions.schema.js";
 import { CliFailure, type CommandContext, targetBody } from "../context.js";
 import { describeExplanation } from "../render.js";
 
@@ -71,6 +70,7 @@ export function registerExplainCommand(program: Command, context: CommandContext
             { signals: simulatedSignals(sourceZone, severity), blockingOverdueReviews: 0, now: Date.now() },
           );
         } else {
+          const { decisionReply } = await import("../../api/decisions.schema.js");
           const c = await context.client();
           result = await c.post(
             "/v1/decisions",
@@ -86,6 +86,9 @@ export function registerExplainCommand(program: Command, context: CommandContext
             decisionReply,
           );
         }
+        const { blastRadiusFor, describeBlastRadius } = await import(
+          "../../segmentation/segmentation.cli.js"
+        );
         const blast = options.blastRadius ? await blastRadiusFor(context, { ...options, target }) : undefined;
         context.emit(blast ? { ...result, blastRadius: blast } : result, () =>
           [

@@ -1,10 +1,4 @@
 import { type Command, CommanderError } from "commander";
-import {
-  factorResetReply,
-  factorsReply,
-  presentedFactorReply,
-  totpEnrolmentReply,
-} from "../../api/factors.schema.js";
 import { CliFailure, type CommandContext } from "../context.js";
 import { table } from "../format.js";
 
@@ -23,6 +17,7 @@ export function registerFactorCommands(program: Command, context: CommandContext
     .option("--totp <digits>", "a current code of a TOTP factor you already have (needed to add another)")
     .option("--enrolment-code <code>", "the one-time code an administrator's 'firebreak mfa reset' issued")
     .action(async (kind: string, options: { totp?: string; enrolmentCode?: string }) => {
+      const { totpEnrolmentReply } = await import("../../api/factors.schema.js");
       if (kind === "webauthn")
         throw new CliFailure(
           "WebAuthn keys are registered in the console (a browser talks to the key)",
@@ -56,6 +51,7 @@ export function registerFactorCommands(program: Command, context: CommandContext
     .description("present a TOTP code: confirms an enrolment, and counts as a fresh factor for activation")
     .requiredOption("--code <digits>", "the current 6-digit code")
     .action(async (options: { code: string }) => {
+      const { presentedFactorReply } = await import("../../api/factors.schema.js");
       const result = await (await context.client()).post(
         "/v1/mfa/totp/verify",
         { code: options.code },
@@ -67,6 +63,7 @@ export function registerFactorCommands(program: Command, context: CommandContext
     .command("list")
     .description("your enrolled factors")
     .action(async () => {
+      const { factorsReply } = await import("../../api/factors.schema.js");
       const { factors } = await (await context.client()).get("/v1/mfa/factors", factorsReply);
       const now = Date.now();
       emit({ factors }, () =>
@@ -94,6 +91,7 @@ export function registerFactorCommands(program: Command, context: CommandContext
     .argument("<user>", "whose factors")
     .requiredOption("--reason <text>", "why (recorded in the audit log)")
     .action(async (user: string, options: { reason: string }) => {
+      const { factorResetReply } = await import("../../api/factors.schema.js");
       const result = await (await context.client()).post(
         `/v1/mfa/users/${encodeURIComponent(user)}/reset`,
         { reason: options.reason },

@@ -1,5 +1,4 @@
 import { type Command, CommanderError } from "commander";
-import { credentialReply, grantsReply, grantViewSchema, reviewsReply } from "../../api/grants.schema.js";
 import type { CommandContext } from "../context.js";
 import { table, timeLeft } from "../format.js";
 import { describeCredentials, describeGrant } from "../render.js";
@@ -11,6 +10,7 @@ export function registerCredentialCommands(program: Command, context: CommandCon
     .description("show your grant's credential, once (a second fetch is refused)")
     .argument("<grant-id>", "grant id")
     .action(async (id: string) => {
+      const { credentialReply } = await import("../../api/grants.schema.js");
       const result = await (await context.client()).post(
         `/v1/grants/${encodeURIComponent(id)}/credential`,
         {},
@@ -34,6 +34,7 @@ export function registerCredentialCommands(program: Command, context: CommandCon
       "the account to log in as on an SSH host (default: the certificate's first principal)",
     )
     .action(async (id: string, options: { resource?: string; identity: string; login?: string }) => {
+      const { credentialReply } = await import("../../api/grants.schema.js");
       const result = await (await context.client()).post(
         `/v1/grants/${encodeURIComponent(id)}/credential`,
         {},
@@ -55,6 +56,7 @@ export function registerGrantCommands(program: Command, context: CommandContext)
     .option("--active", "only active grants")
     .option("--mine", "only your own")
     .action(async (options: { active?: boolean; mine?: boolean }) => {
+      const { grantsReply } = await import("../../api/grants.schema.js");
       const query = new URLSearchParams();
       if (options.active) query.set("active", "true");
       if (options.mine) query.set("mine", "true");
@@ -82,6 +84,7 @@ export function registerGrantCommands(program: Command, context: CommandContext)
     .argument("<grant-id>", "grant id")
     .requiredOption("--reason <text>", "why")
     .action(async (id: string, options: { reason: string }) => {
+      const { grantViewSchema } = await import("../../api/grants.schema.js");
       const g = await (await context.client()).post(
         `/v1/grants/${encodeURIComponent(id)}/revoke`,
         { reason: options.reason },
@@ -96,6 +99,7 @@ export function registerGrantCommands(program: Command, context: CommandContext)
     .option("--due", "all that are due (the default)")
     .option("--overdue", "only overdue ones")
     .action(async (options: { overdue?: boolean }) => {
+      const { reviewsReply } = await import("../../api/grants.schema.js");
       const query = options.overdue ? "?overdue=true" : "";
       const { reviews } = await (await context.client()).get(`/v1/reviews${query}`, reviewsReply);
       emit({ reviews }, () =>
@@ -122,6 +126,7 @@ export function registerGrantCommands(program: Command, context: CommandContext)
     .option("--flag", "the use needs follow-up")
     .requiredOption("--notes <text>", "what you checked")
     .action(async (id: string, options: { accept?: boolean; flag?: boolean; notes: string }) => {
+      const { grantViewSchema } = await import("../../api/grants.schema.js");
       if (options.accept === options.flag)
         throw new CommanderError(2, "usage", "give exactly one of --accept or --flag");
       const g = await (await context.client()).post(

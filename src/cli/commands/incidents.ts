@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { incidentReply } from "../../api/system.schema.js";
 import type { CommandContext } from "../context.js";
 import { safeText } from "../format.js";
 
@@ -15,6 +14,7 @@ export function registerIncidentCommands(program: Command, context: CommandConte
     .option("--severity <n>", "1 (worst) to 5", "3")
     .option("--title <text>", "what is happening", "")
     .action(async (zone: string, options: { id: string; severity: string; title: string }) => {
+      const { incidentReply } = await import("../../api/system.schema.js");
       const result = await (await context.client()).post(
         "/v1/incidents",
         {
@@ -37,6 +37,7 @@ export function registerIncidentCommands(program: Command, context: CommandConte
     .argument("<zone>", "the zone affected")
     .requiredOption("--id <id>", "the incident's identifier")
     .action(async (zone: string, options: { id: string }) => {
+      const { incidentReply } = await import("../../api/system.schema.js");
       const result = await (await context.client()).post(
         "/v1/incidents",
         { id: options.id, zone, status: "resolved" },

@@ -1,7 +1,5 @@
 import { readFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
-import { grantViewSchema } from "../../api/grants.schema.js";
-import { requestsReply, requestViewSchema } from "../../api/requests.schema.js";
 import { type CommandContext, targetBody } from "../context.js";
 import { table } from "../format.js";
 import { describeGrant, describeRequest } from "../render.js";
@@ -20,6 +18,7 @@ export function registerRequestCommands(program: Command, context: CommandContex
     .option("--ticket <id>", "incident or change ticket")
     .action(
       async (target: string, options: { role: string; for?: string; reason: string; ticket?: string }) => {
+        const { requestViewSchema } = await import("../../api/requests.schema.js");
         const c = await context.client();
         const body = {
           ...(await targetBody(c, target)),
@@ -50,6 +49,7 @@ export function registerRequestCommands(program: Command, context: CommandContex
     )
     .option("--mine", "only your own")
     .action(async (options: { state?: string; mine?: boolean }) => {
+      const { requestsReply } = await import("../../api/requests.schema.js");
       const query = new URLSearchParams();
       if (options.state) query.set("state", options.state);
       if (options.mine) query.set("mine", "true");
@@ -67,6 +67,8 @@ export function registerRequestCommands(program: Command, context: CommandContex
     .description("show one request or grant")
     .argument("<id>", "request id (req_…) or grant id (grt_…)")
     .action(async (id: string) => {
+      const { requestViewSchema } = await import("../../api/requests.schema.js");
+      const { grantViewSchema } = await import("../../api/grants.schema.js");
       const c = await context.client();
       if (id.startsWith("grt_")) {
         const g = await c.get(`/v1/grants/${encodeURIComponent(id)}`, grantViewSchema);
@@ -87,6 +89,7 @@ export function registerRequestCommands(program: Command, context: CommandContex
       command.option("--totp <code>", "a current TOTP code, when the policy asks approvers for a factor");
     }
     command.action(async (id: string, options: { comment?: string; totp?: string }) => {
+      const { requestViewSchema } = await import("../../api/requests.schema.js");
       const body =
         name === "approve"
           ? { comment: options.comment, ...(options.totp ? { totp: options.totp } : {}) }
@@ -106,6 +109,7 @@ export function registerRequestCommands(program: Command, context: CommandContex
     .argument("<id>", "request id")
     .requiredOption("--reason <text>", "why")
     .action(async (id: string, options: { reason: string }) => {
+      const { requestViewSchema } = await import("../../api/requests.schema.js");
       const r = await (await context.client()).post(
         `/v1/requests/${encodeURIComponent(id)}/deny`,
         { reason: options.reason },
@@ -121,6 +125,7 @@ export function registerRequestCommands(program: Command, context: CommandContex
     .option("--totp <code>", "a current TOTP code, when the policy asks for a factor")
     .option("--ssh-key <file>", "your SSH public key, for resources that issue SSH certificates")
     .action(async (id: string, options: { totp?: string; sshKey?: string }) => {
+      const { grantViewSchema } = await import("../../api/grants.schema.js");
       const body: Record<string, string> = {};
       if (options.totp) body.totp = options.totp;
       if (options.sshKey) body.publicKey = (await readFile(options.sshKey, "utf8")).trim();

@@ -1,10 +1,7 @@
 import type { Command } from "commander";
-import { logoutReply } from "../../api/auth.schema.js";
-import { principalViewSchema } from "../../api/users.schema.js";
 import { ApiError, createClient, deleteCredentials, writeCredentials } from "../client.js";
 import type { CommandContext } from "../context.js";
 import { safeText } from "../format.js";
-import { deviceLogin } from "../login.js";
 
 /** `login`, `logout`, `whoami`: who the CLI speaks as. */
 export function registerSessionCommands(program: Command, context: CommandContext) {
@@ -15,6 +12,8 @@ export function registerSessionCommands(program: Command, context: CommandContex
     )
     .option("--token <token>", "an API token (from 'firebreak users add' or an administrator) instead")
     .action(async (options: { token?: string }) => {
+      const { deviceLogin } = await import("../login.js");
+      const { principalViewSchema } = await import("../../api/users.schema.js");
       if (options.token === undefined) {
         // No token of ours is sent while signing in: the old one may be the reason for it.
         const c = await createClient({ url: context.globals().server, token: "" });
@@ -49,6 +48,7 @@ export function registerSessionCommands(program: Command, context: CommandContex
     .command("logout")
     .description("revoke the token in use on the server and forget the saved login")
     .action(async () => {
+      const { logoutReply } = await import("../../api/auth.schema.js");
       const c = await context.client();
       let revoked = false;
       if (c.hasToken) {
@@ -73,6 +73,7 @@ export function registerSessionCommands(program: Command, context: CommandContex
     .command("whoami")
     .description("show who the server thinks you are")
     .action(async () => {
+      const { principalViewSchema } = await import("../../api/users.schema.js");
       const me = await (await context.client()).get("/v1/whoami", principalViewSchema);
       context.emit(
         me,

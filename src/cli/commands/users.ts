@@ -1,10 +1,4 @@
 import type { Command } from "commander";
-import {
-  createdUserReply,
-  issuedTokenReply,
-  revokedTokensReply,
-  usersReply,
-} from "../../api/users.schema.js";
 import type { CommandContext } from "../context.js";
 import { safeText, table } from "../format.js";
 
@@ -18,6 +12,7 @@ export function registerUserCommands(program: Command, context: CommandContext) 
     .argument("<name>", "user name")
     .option("--groups <list>", "comma-separated groups", "")
     .action(async (name: string, options: { groups: string }) => {
+      const { createdUserReply } = await import("../../api/users.schema.js");
       const groups = options.groups
         .split(",")
         .map((g) => g.trim())
@@ -35,6 +30,7 @@ export function registerUserCommands(program: Command, context: CommandContext) 
     .argument("<name>", "user name")
     .option("-q, --quiet", "print only the token (for NAME=$(firebreak users token NAME -q))")
     .action(async (name: string, options: { quiet?: boolean }) => {
+      const { issuedTokenReply } = await import("../../api/users.schema.js");
       const issued = await (await context.client()).post(
         `/v1/users/${encodeURIComponent(name)}/tokens`,
         {},
@@ -49,6 +45,7 @@ export function registerUserCommands(program: Command, context: CommandContext) 
     .description("revoke every token and session of a user")
     .argument("<name>", "user name")
     .action(async (name: string) => {
+      const { revokedTokensReply } = await import("../../api/users.schema.js");
       const result = await (await context.client()).post(
         `/v1/users/${encodeURIComponent(name)}/tokens/revoke`,
         {},
@@ -60,6 +57,7 @@ export function registerUserCommands(program: Command, context: CommandContext) 
     .command("list")
     .description("list users and their groups")
     .action(async () => {
+      const { usersReply } = await import("../../api/users.schema.js");
       const { users: list } = await (await context.client()).get("/v1/users", usersReply);
       emit({ users: list }, () =>
         table(

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { sshCaReply, zonesReply } from "../../api/zones.schema.js";
 import type { CommandContext } from "../context.js";
 import { table } from "../format.js";
 
@@ -9,6 +8,7 @@ export function registerZoneCommands(program: Command, context: CommandContext) 
     .command("zones")
     .description("list zones with their resources, policies and open incidents")
     .action(async () => {
+      const { zonesReply } = await import("../../api/zones.schema.js");
       const { zones } = await (await context.client()).get("/v1/zones", zonesReply);
       context.emit({ zones }, () =>
         table(
@@ -32,6 +32,7 @@ export function registerSshCaCommand(program: Command, context: CommandContext) 
     .description("print a zone's SSH user CA public key and the sshd_config lines its hosts need")
     .argument("<zone>", "the zone")
     .action(async (zone: string) => {
+      const { sshCaReply } = await import("../../api/zones.schema.js");
       const result = await (await context.client()).get(
         `/v1/zones/${encodeURIComponent(zone)}/ssh-ca`,
         sshCaReply,
