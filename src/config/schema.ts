@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { gatewaySettingsSchema } from "../gateway/gateway.settings.js";
 import { plannedResourceTypes, resourceSettings, signalSettings, sinkSettings } from "../plugins/settings.js";
 import type { ResourceSettings, SinkSettings } from "../plugins/settings-contract.js";
 import {
@@ -209,6 +210,12 @@ export const breakGlassPolicySchema = z.strictObject({
     })
     .optional(),
   pendingExpiry: durationSchema.optional().describe("A request not approved or activated within this lapses"),
+  requireGateway: z
+    .boolean()
+    .optional()
+    .describe(
+      "Grants of this policy reach PostgreSQL resources only through the gateway (gateway.postgres): no database password is shown",
+    ),
 });
 
 const notifySchema = z.strictObject({
@@ -453,6 +460,7 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   signals: signalsSchema.optional(),
+  gateway: gatewaySettingsSchema.optional(),
   notify: z.array(notifySchema).optional(),
   audit: z
     .strictObject({

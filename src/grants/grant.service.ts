@@ -1,6 +1,6 @@
 import type { FirebreakConfig } from "../config/schema.js";
 import type { InTransaction } from "../db/transaction.js";
-import type { Db, GrantState, ReviewState } from "../db/types.js";
+import type { Db, GrantState, ReviewState, Tx } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
 import { type PresentedFactor, pickFreshFactor, unfreshReason } from "../factors/freshness.js";
 import { autoApprovalLapse, type CompiledPolicy, type Reason, resourcesForGrant } from "../policy/engine.js";
@@ -51,6 +51,21 @@ export function createGrantService(deps: {
   listener: GrantListener;
   /** Open gateway sessions, cut and counted before a revocation is verified (revocation.ts). */
   gatewaySessions?: { cutGrant(grantId: string, reason: string): Promise<number> };
+  /**
+   * For resources reached through a protocol gateway (gateway/credentials.ts): keeps the issued
+   * secret inside Firebreak and gives the grant a gateway token to show instead.
+   */
+  gatewayCredentials?: {
+    covers(config: FirebreakConfig, policy: string | null, resource: string): boolean;
+    bind(
+      tx: Tx,
+      now: number,
+      config: FirebreakConfig,
+      grant: { id: string },
+      resource: string,
+      issued: { detail: Record<string, unknown>; secret: string },
+    ): Promise<{ detail: Record<string, unknown>; secret: string }>;
+  };
 }) {
   // The same rules decide what `/v1/events` streams (policy/visibility.ts).
   function canSee(principal: Principal, grant: GrantRecord): boolean {
@@ -110,10 +125,26 @@ export function createGrantService(deps: {
       try {
         const applied = await deps.effects.apply(effect, grant);
         await deps.inTransaction(async (unit) => {
+          let detail: Record<string, unknown> = { ...applied.detail, externalId: applied.externalId };
+          let secret = applied.secret;
+          const config = deps.current().config;
+          // A gateway resource's password stays here; the user is shown a gateway token instead.
+          if (secret !== null && deps.gatewayCredentials?.covers(config, grant.policy, effect.resource))
+            ({ detail, secret } = await deps.gatewayCredentials.bind(
+              unit.tx,
+              unit.now,
+              config,
+              grant,
+              effect.resource,
+              {
+                detail,
+                secret,
+              },
+            ));
           await updateEffect(unit.tx, effect.id, {
             state: "issued",
-            detail: { ...applied.detail, externalId: applied.externalId },
-            secretEnc: applied.secret === null ? null : deps.box.seal(applied.secret, secretAad(effect.id)),
+            detail,
+            secretEnc: secret === null ? null : deps.box.seal(secret, secretAad(effect.id)),
             now: unit.now,
           });
           await unit.audit({

@@ -23,6 +23,7 @@ import { createDecisionService } from "../decisions/decision.service.js";
 import { isFirebreakError } from "../errors.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
+import { createGatewayCredentials, usesGateway } from "../gateway/credentials.js";
 import { createGatewaySessions, createSessionHolder } from "../gateway/session.service.js";
 import { createEffectRunner } from "../grants/effects.js";
 import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
@@ -62,6 +63,7 @@ import { createUserService, directoryCaseConflicts } from "../users/user.service
 import { VERSION } from "../version.js";
 import { createZoneRoutes } from "../zones/zone.routes.js";
 import { createEnforcement, type EnforcementOptions } from "./enforcement.js";
+import { createGateways } from "./gateway.js";
 import { createSystemRoutes } from "./system.routes.js";
 
 export interface AppOptions {
@@ -192,6 +194,7 @@ export async function createApp(options: AppOptions) {
   // Gateway sessions (issue 12): transcripts, and the sessions held open here, cut when a grant closes.
   const gatewaySessions = createGatewaySessions({ db, clock, inTransaction });
   const heldSessions = createSessionHolder();
+  const gatewayCredentials = createGatewayCredentials({ db, box, bound: () => gateways.address() });
   const listener: GrantListener = {
     activated(grant) {
       access.addGrant(grant.id, grant.user, grant.zone, grant.role, grant.endsAt, grant.resource);
@@ -219,6 +222,19 @@ export async function createApp(options: AppOptions) {
     signals,
     listener,
     gatewaySessions: heldSessions,
+    gatewayCredentials: { covers: usesGateway, bind: gatewayCredentials.bind },
+  });
+  const gateways = createGateways({
+    db,
+    clock,
+    inTransaction,
+    config: () => current().config,
+    credentials: gatewayCredentials,
+    sessions: gatewaySessions,
+    holder: heldSessions,
+    sourceZoneOf: (address) => current().sourceZoneOf(address),
+    secret: (ref) => resolveSecret(ref as never, env),
+    log,
   });
   scheduler = createExpiryScheduler({
     db,
@@ -453,6 +469,7 @@ export async function createApp(options: AppOptions) {
       metrics,
       gatewaySessions,
       heldSessions,
+      gateways,
     },
     access: () => access.current(),
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
@@ -468,6 +485,7 @@ export async function createApp(options: AppOptions) {
       await auditDelivery.start();
       checkpoints.start();
       await scheduler.start();
+      const gatewayAddresses = await gateways.start();
       await reconcile();
       await checkTargets();
       reconcileTimer = setInterval(() => {
@@ -481,7 +499,7 @@ export async function createApp(options: AppOptions) {
       ready = true;
       let address: string | null = null;
       if (listen) address = await http.listen(listen);
-      return { admin, address };
+      return { admin, address, gateway: gatewayAddresses };
     },
     async reload(actor: string) {
       return runtime.reload(actor);
@@ -492,6 +510,7 @@ export async function createApp(options: AppOptions) {
       if (signalUpkeepTimer) clearInterval(signalUpkeepTimer);
       // Live streams never end on their own; the server could not close while one is open.
       eventStreams.closeAll("the server is shutting down; reconnect to resume");
+      await gateways.stop();
       await http.close();
       // Refusals counted since the last summary are recorded before the final checkpoint.
       await signals.maintain(true).catch(logError("refused signals could not be recorded"));

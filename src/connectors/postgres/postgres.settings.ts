@@ -18,6 +18,10 @@ export const postgresResourceSettings = {
     ownedObjects: z.enum(["drop", "reassign"]).optional(),
     /** The role that receives those objects when `ownedObjects` is `reassign`. */
     reassignTo: roleName.optional(),
+    /** `gateway`: users reach it through the PostgreSQL gateway only, with a token (default `direct`). */
+    access: z.enum(["gateway", "direct"]).optional(),
+    /** What the gateway records of bound parameters: their length and SHA-256 (default), or their values. */
+    recordParameters: z.enum(["hash", "values"]).optional(),
   },
   role: {
     /** PostgreSQL roles the grant's login role becomes a member of. */
