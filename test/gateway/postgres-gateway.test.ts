@@ -47,7 +47,12 @@ resources:
     namePrefix: ${PREFIX}
     access: gateway
     roles:
-      admin: { grants: [${fixture.reader}] }
+      admin:
+        grants: [${fixture.reader}]
+        statements:
+          - deny: "statement.command.startsWith('DROP') || statement.command == 'TRUNCATE'"
+            message: DROP and TRUNCATE are not part of this purpose
+          - allow: "true"
 breakGlass:
   - name: ledger
     zone: gw
@@ -200,6 +205,45 @@ describe("the PostgreSQL gateway", () => {
       body: { reason: "done" },
     });
     expect(revoked.status, revoked.text).toBe(200);
+  });
+
+  it("refuses what the statement rules deny with 42501, records it, alerts, and the session goes on", async () => {
+    const issued = await issue("alice");
+    const c = client(issued);
+    await c.connect();
+    await expect(c.query(`select 1; /* hidden */ DROP TABLE ${fixture.table}`)).rejects.toMatchObject({
+      code: "42501",
+      message: "DROP and TRUNCATE are not part of this purpose",
+    });
+    // Extended protocol: the refused Parse fails its message; the statement after its Sync runs.
+    const [refused, after] = await Promise.allSettled([
+      c.query({ name: "wipe", text: `truncate ${fixture.table}` }),
+      c.query({ text: `select count(*)::int as n from ${fixture.table} where id = $1`, values: [1] }),
+    ]);
+    expect(refused).toMatchObject({ status: "rejected", reason: { code: "42501" } });
+    expect(after).toMatchObject({ status: "fulfilled", value: { rows: [{ n: 1 }] } });
+    expect((await c.query(`select amount from ${fixture.table}`)).rows).toEqual([{ amount: 100 }]);
+    await c.end();
+    await withPgAdmin(async (admin) => {
+      expect((await admin.query(`select count(*)::int as n from ${fixture.table}`)).rows).toEqual([{ n: 1 }]);
+    });
+    const { records } = await transcript(issued.grant);
+    const statements = records.filter((r) => r.kind === "statement").map((r) => r.payload);
+    expect(
+      statements.map((s) => [s.sqlstate, (s.refused as { rule?: string } | undefined)?.rule ?? null]),
+    ).toEqual([
+      ["42501", "statements[0]"],
+      ["42501", "statements[0]"],
+      [null, null],
+      [null, null],
+    ]);
+    expect(statements[2]?.classification).toMatchObject({ statements: [{ category: "read" }] });
+    const alerts = (await test.auditEvents()).filter(
+      (e) =>
+        e.type === "alert.raised" && e.context.alert === "statement-refused" && e.subject === issued.grant,
+    );
+    expect(alerts).toHaveLength(2);
+    await test.call("POST", `/v1/grants/${issued.grant}/revoke`, { as: "alice", body: { reason: "done" } });
   });
 
   it("carries psql, COPY in both directions, and CancelRequest", async () => {

@@ -80,7 +80,8 @@ export function createPostgresGateway(deps: {
   audit(event: AuditEventInput): Promise<void>;
   sourceZoneOf(address: string): string | null;
   secret(ref: string): string;
-  inspect?: (grant: GrantRecord) => StatementInspector | undefined;
+  /** The statement rules' hook for one session (statement-rules.ts), looked up once it opens. */
+  inspect?: (grant: GrantRecord, resource: string) => Promise<StatementInspector | undefined>;
   log: { error(message: string, fields?: Record<string, unknown>): void };
 }) {
   const { settings } = deps;
@@ -391,6 +392,7 @@ export function createPostgresGateway(deps: {
     const target = deps.target(database);
     const passed: Record<string, string> = { user: login.login, database: target.database };
     for (const [key, value] of parameters) if (PASSED_PARAMETER.test(key)) passed[key] = value;
+    const inspect = await deps.inspect?.(grant, database);
     const upstream = await connectTarget(target, passed, login.password);
     clearTimeout(timer);
 
@@ -450,7 +452,7 @@ export function createPostgresGateway(deps: {
       client: socket,
       upstream: upstream.socket,
       session,
-      inspect: deps.inspect?.(grant),
+      inspect,
       recordValues: (() => {
         const resource = deps.config().resources?.[database];
         return resource?.type === "postgres" && resource.recordParameters === "values";

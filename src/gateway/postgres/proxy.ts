@@ -78,8 +78,9 @@ export function relay(options: {
 }) {
   const { client, upstream, session } = options;
   const queue: Pending[] = [];
-  const statements = new Map<string, string>();
-  const portals = new Map<string, { text: string; params: unknown[] }>();
+  type Prepared = { text: string; classification?: Record<string, unknown> };
+  const statements = new Map<string, Prepared>();
+  const portals = new Map<string, Prepared & { params: unknown[] }>();
   let skipping = false;
   let status = "I";
   let ended = false;
@@ -255,14 +256,19 @@ export function relay(options: {
               drain();
               return;
             }
-            statements.set(name, text);
+            statements.set(name, { text, classification: verdict.classification });
             break;
           }
           case T("B"): {
             const reader = createBodyReader(body);
             const portal = reader.cstring();
             const statement = reader.cstring();
-            portals.set(portal, { text: statements.get(statement) ?? "", params: paramsOf(reader) });
+            const prepared = statements.get(statement);
+            portals.set(portal, {
+              text: prepared?.text ?? "",
+              classification: prepared?.classification,
+              params: paramsOf(reader),
+            });
             break;
           }
           case T("E"): {
@@ -276,6 +282,7 @@ export function relay(options: {
               rows: 0,
               sqlstate: null,
               params: portal?.params,
+              classification: portal?.classification,
               copyBytes: 0,
             });
             break;
