@@ -40,6 +40,7 @@ have mariadb || need+=(mariadb-client)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 have nft || need+=(nftables)
 have ip || need+=(iproute2)
+have pgbouncer || need+=(pgbouncer) # the gateway benchmark compares with it (session pooling)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   as_root apt-get update -qq

@@ -1,5 +1,6 @@
 import { runAuditBenchmarks } from "./audit.bench.js";
 import { runConnectorBenchmarks } from "./connectors.bench.js";
+import { runGatewayBenchmarks } from "./gateway.bench.js";
 import { runHttpBenchmarks } from "./http.bench.js";
 import { runPolicyBenchmarks } from "./policy.bench.js";
 import { runSegmentationBenchmarks } from "./segmentation.bench.js";
@@ -13,3 +14,4 @@ await runHttpBenchmarks();
 await runConnectorBenchmarks();
 await runSegmentationBenchmarks();
 await runAuditBenchmarks();
+await runGatewayBenchmarks();
