@@ -4,6 +4,7 @@ import { runGatewayBenchmarks } from "./gateway.bench.js";
 import { runHttpBenchmarks } from "./http.bench.js";
 import { runPolicyBenchmarks } from "./policy.bench.js";
 import { runSegmentationBenchmarks } from "./segmentation.bench.js";
+import { runSshGatewayBenchmarks } from "./ssh-gateway.bench.js";
 
 /**
  * `npm run bench`: prints every benchmark with the peer it is compared with, measured in the same
@@ -15,3 +16,4 @@ await runConnectorBenchmarks();
 await runSegmentationBenchmarks();
 await runAuditBenchmarks();
 await runGatewayBenchmarks();
+await runSshGatewayBenchmarks();

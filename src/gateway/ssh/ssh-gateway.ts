@@ -131,98 +131,104 @@ export function createSshGateway(deps: {
     failures.set(address, list);
   }
 
-  const server = new Server({ hostKeys: [deps.hostKey], ident: "Firebreak_gateway" }, (client, info) => {
-    const clientAddress = info.ip ?? null;
-    connections.add(client);
-    let granted: SshGatewayGrant | null = null;
-    let prepared: Awaited<ReturnType<typeof prepare>> | null = null;
-    let carried = false;
-    let looked: { grantId: string; result: Awaited<ReturnType<typeof deps.lookup>> } | null = null;
-    const grace = setTimeout(() => client.end(), limits.loginGraceMs);
-    grace.unref();
+  const server = new Server(
+    {
+      hostKeys: [deps.hostKey],
+      ident: "Firebreak_gateway",
+    },
+    (client, info) => {
+      const clientAddress = info.ip ?? null;
+      connections.add(client);
+      let granted: SshGatewayGrant | null = null;
+      let prepared: Awaited<ReturnType<typeof prepare>> | null = null;
+      let carried = false;
+      let looked: { grantId: string; result: Awaited<ReturnType<typeof deps.lookup>> } | null = null;
+      const grace = setTimeout(() => client.end(), limits.loginGraceMs);
+      grace.unref();
 
-    const refuse = async (code: SshRefusalCode, grantId: string | null, reason: string) => {
-      if (clientAddress) failed(clientAddress);
-      try {
-        await deps.refused({ code, grantId, clientAddress, reason });
-      } catch {
-        // Auditing a refusal must not keep the refused connection alive.
-      }
-    };
-
-    client.on("error", () => {});
-    client.on("close", () => {
-      clearTimeout(grace);
-      connections.delete(client);
-      // Logged in to the target but never ready: nothing else will end it.
-      if (prepared && !carried) {
-        void prepared.upstream.close().catch(() => {});
-        void prepared.session.end("client disconnected").catch(() => {});
-      }
-    });
-
-    client.on("authentication", (ctx) => {
-      void (async () => {
-        if (clientAddress && limited(clientAddress)) {
-          await refuse("RATE_LIMITED", null, "too many failed logins from this address");
-          ctx.reject([]);
-          client.end();
-          return;
-        }
-        if (ctx.method !== "publickey") return ctx.reject(["publickey"]);
-        const login = parseLogin(ctx.username);
-        if (!login) {
-          await refuse("LOGIN_INVALID", null, "the login does not name a grant (grt_…[+host])");
-          return ctx.reject(["publickey"]);
-        }
-        if (!looked || looked.grantId !== login.grantId)
-          looked = { grantId: login.grantId, result: await deps.lookup(login.grantId, login.host) };
-        const result = looked.result;
-        if ("refused" in result) {
-          await refuse(result.refused, login.grantId, result.reason);
-          return ctx.reject(["publickey"]);
-        }
-        if (result.endsAt <= deps.clock.now()) {
-          await refuse("GRANT_NOT_ACTIVE", login.grantId, "the grant has ended");
-          return ctx.reject(["publickey"]);
-        }
-        if (!sameKey(result.userPublicKey, ctx.key)) {
-          await refuse("KEY_MISMATCH", login.grantId, "the key is not the one given at activation");
-          return ctx.reject(["publickey"]);
-        }
-        if (!ctx.signature || !ctx.blob) return ctx.accept(); // the client asks whether the key would do
-        if (!verifies(result.userPublicKey, ctx.blob, ctx.signature, ctx.hashAlgo)) {
-          await refuse("KEY_MISMATCH", login.grantId, "the key's signature does not verify");
-          return ctx.reject(["publickey"]);
-        }
-        clearTimeout(grace); // authenticated: the target's login takes what it takes (its own timeout)
+      const refuse = async (code: SshRefusalCode, grantId: string | null, reason: string) => {
+        if (clientAddress) failed(clientAddress);
         try {
-          prepared = await prepare(result, clientAddress);
-        } catch (error) {
-          await refuse(
-            "UPSTREAM_FAILED",
-            login.grantId,
-            error instanceof Error ? error.message : "the target failed",
-          );
+          await deps.refused({ code, grantId, clientAddress, reason });
+        } catch {
+          // Auditing a refusal must not keep the refused connection alive.
+        }
+      };
+
+      client.on("error", () => {});
+      client.on("close", () => {
+        clearTimeout(grace);
+        connections.delete(client);
+        // Logged in to the target but never ready: nothing else will end it.
+        if (prepared && !carried) {
+          void prepared.upstream.close().catch(() => {});
+          void prepared.session.end("client disconnected").catch(() => {});
+        }
+      });
+
+      client.on("authentication", (ctx) => {
+        void (async () => {
+          if (clientAddress && limited(clientAddress)) {
+            await refuse("RATE_LIMITED", null, "too many failed logins from this address");
+            ctx.reject([]);
+            client.end();
+            return;
+          }
+          if (ctx.method !== "publickey") return ctx.reject(["publickey"]);
+          const login = parseLogin(ctx.username);
+          if (!login) {
+            await refuse("LOGIN_INVALID", null, "the login does not name a grant (grt_…[+host])");
+            return ctx.reject(["publickey"]);
+          }
+          if (!looked || looked.grantId !== login.grantId)
+            looked = { grantId: login.grantId, result: await deps.lookup(login.grantId, login.host) };
+          const result = looked.result;
+          if ("refused" in result) {
+            await refuse(result.refused, login.grantId, result.reason);
+            return ctx.reject(["publickey"]);
+          }
+          if (result.endsAt <= deps.clock.now()) {
+            await refuse("GRANT_NOT_ACTIVE", login.grantId, "the grant has ended");
+            return ctx.reject(["publickey"]);
+          }
+          if (!sameKey(result.userPublicKey, ctx.key)) {
+            await refuse("KEY_MISMATCH", login.grantId, "the key is not the one given at activation");
+            return ctx.reject(["publickey"]);
+          }
+          if (!ctx.signature || !ctx.blob) return ctx.accept(); // the client asks whether the key would do
+          if (!verifies(result.userPublicKey, ctx.blob, ctx.signature, ctx.hashAlgo)) {
+            await refuse("KEY_MISMATCH", login.grantId, "the key's signature does not verify");
+            return ctx.reject(["publickey"]);
+          }
+          clearTimeout(grace); // authenticated: the target's login takes what it takes (its own timeout)
+          try {
+            prepared = await prepare(result, clientAddress);
+          } catch (error) {
+            await refuse(
+              "UPSTREAM_FAILED",
+              login.grantId,
+              error instanceof Error ? error.message : "the target failed",
+            );
+            ctx.reject([]);
+            client.end();
+            return;
+          }
+          granted = result;
+          ctx.accept();
+        })().catch(() => {
           ctx.reject([]);
           client.end();
-          return;
-        }
-        granted = result;
-        ctx.accept();
-      })().catch(() => {
-        ctx.reject([]);
-        client.end();
+        });
       });
-    });
 
-    client.on("ready", () => {
-      clearTimeout(grace);
-      if (!granted || !prepared) return client.end();
-      carried = true;
-      carry(client, granted, prepared.session, prepared.upstream);
-    });
-  });
+      client.on("ready", () => {
+        clearTimeout(grace);
+        if (!granted || !prepared) return client.end();
+        carried = true;
+        carry(client, granted, prepared.session, prepared.upstream);
+      });
+    },
+  );
 
   /**
    * Before the login is accepted: the session starts (session.started) and the gateway logs in to
