@@ -18,6 +18,9 @@ export const ERROR_STATUS = {
   POLICY_DENIED: 403,
   NO_POLICY: 403,
   DUPLICATE_GRANT: 409,
+  // Drills (src/drills): one run of a drill at a time; a drill that waits while a real incident is open.
+  DRILL_BUSY: 409,
+  DRILL_DEFERRED: 409,
   FACTOR_REQUIRED: 403,
   FACTOR_INVALID: 403,
   FACTOR_REPLAYED: 403,

@@ -78,6 +78,10 @@ export const COMMANDS: readonly CommandModule[] = [
     register: async (p, c) => (await import("./commands/incidents.js")).registerIncidentCommands(p, c),
   },
   {
+    names: ["drills", "drill", "readiness"],
+    register: async (p, c) => (await import("./commands/drills.js")).registerDrillCommands(p, c),
+  },
+  {
     names: ["demo"],
     register: async (p, c) => (await import("./commands/demo.js")).registerDemoCommand(p, c),
   },

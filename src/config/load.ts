@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from "yaml";
 import type { z } from "zod";
+import { drillReferenceProblems } from "../drills/drill.settings.js";
 import { resourceSettings, signalSettings } from "../plugins/settings.js";
 import type {
   ConfigPath,
@@ -786,6 +787,9 @@ function checkReferences(raw: unknown, report: Reporter): void {
       ["audit", "anchor"],
       "audit.anchor needs audit.signingKey: the anchor is the newest signed checkpoint, and without a key none is written",
     );
+
+  // Drills (src/drills/NOTES.md): an existing policy, a resource it covers, a role of both.
+  for (const problem of drillReferenceProblems(raw)) error(problem.path, problem.message);
 
   // The redirect URL registered with the provider is derived from the public URL when not given;
   // without either, terminals can still sign in (device flow) but browsers cannot.

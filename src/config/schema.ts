@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { drillsSchema } from "../drills/drill.settings.js";
 import { gatewaySettingsSchema } from "../gateway/gateway.settings.js";
 import { plannedResourceTypes, resourceSettings, signalSettings, sinkSettings } from "../plugins/settings.js";
 import type { ResourceSettings, SinkSettings } from "../plugins/settings-contract.js";
@@ -461,6 +462,7 @@ export const configSchema = z.strictObject({
     .optional(),
   signals: signalsSchema.optional(),
   gateway: gatewaySettingsSchema.optional(),
+  drills: drillsSchema.optional(),
   notify: z.array(notifySchema).optional(),
   audit: z
     .strictObject({

@@ -368,6 +368,34 @@ export interface Database {
   audit_dead_letters: AuditDeadLettersTable;
   config_state: ConfigStateTable;
   enforcement_agents: EnforcementAgentsTable;
+  drill_runs: DrillRunsTable;
+  drill_schedule: DrillScheduleTable;
+}
+
+/** One run of a drill with its timed steps (src/drills/NOTES.md). */
+export interface DrillRunsTable {
+  id: string;
+  drill: string;
+  zone: string;
+  /** `schedule` or `manual`. */
+  trigger: string;
+  actor: string;
+  /** `hostname:pid` of the process running it. */
+  owner: string;
+  grant_id: string | null;
+  /** `running`, `passed`, `failed`, `skipped`, or `abandoned` (its process died). */
+  outcome: string;
+  failed_step: string | null;
+  steps_json: string;
+  started_at: number;
+  finished_at: number | null;
+}
+
+/** When a drill is next due; the due time is claimed by compare-and-set. */
+export interface DrillScheduleTable {
+  drill: string;
+  next_at: number;
+  overdue_alerted_at: number | null;
 }
 
 export type Db = Kysely<Database>;

@@ -24,7 +24,9 @@ import { isFirebreakError } from "../errors.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
 import { createGatewayCredentials, usesGateway } from "../gateway/credentials.js";
+import { createSessionRoutes } from "../gateway/session.routes.js";
 import { createGatewaySessions, createSessionHolder } from "../gateway/session.service.js";
+import { createSessionViews } from "../gateway/session-views.service.js";
 import { createEffectRunner } from "../grants/effects.js";
 import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
 import { listActiveGrants } from "../grants/grant.repo.js";
@@ -393,6 +395,7 @@ export async function createApp(options: AppOptions) {
     ...createRequestRoutes({ requests: requestActions }),
     ...createFactorRoutes({ factors }),
     ...createGrantRoutes({ clock, grants }),
+    ...createSessionRoutes({ views: createSessionViews({ grants, sessions: gatewaySessions }) }),
     ...createDecisionRoutes({ clock, decisions, access: () => access.current() }),
     ...createZoneRoutes({ current, signals }),
     ...createSshRoutes({ hosts: createSshHostService({ ssh, current }) }),

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
  * sort roughly by creation, and 64 random bits so they cannot be guessed.
  */
 export function newId(
-  prefix: "req" | "grt" | "apv" | "eff" | "inc" | "evt" | "tok" | "ses",
+  prefix: "req" | "grt" | "apv" | "eff" | "inc" | "evt" | "tok" | "ses" | "drl",
   now = Date.now(),
 ): string {
   return `${prefix}_${now.toString(36)}${randomBytes(8).toString("hex")}`;

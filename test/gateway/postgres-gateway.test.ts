@@ -198,6 +198,20 @@ describe("the PostgreSQL gateway", () => {
       .where("session_id", "=", sessions[0]?.id as string)
       .where("seq", "=", 2)
       .execute();
+    // The API shows the sessions and the transcript to whoever may see the grant, and to nobody else.
+    const listed = await test.call("GET", `/v1/grants/${issued.grant}/sessions`, { as: "alice" });
+    expect(listed.body.sessions).toMatchObject([{ id: sessions[0]?.id, protocol: "postgres", records: 7 }]);
+    expect((await test.call("GET", `/v1/grants/${issued.grant}/sessions`, { as: "bob" })).status).toBe(404);
+    const page = await test.call("GET", `/v1/sessions/${sessions[0]?.id}/transcript?limit=3`, { as: "erin" });
+    expect(page.body.records.map((r: { seq: number; kind: string }) => [r.seq, r.kind])).toEqual([
+      [1, "startup"],
+      [2, "statement"],
+      [3, "statement"],
+    ]);
+    expect(page.body.nextAfterSeq).toBe(3);
+    expect((await test.call("GET", `/v1/sessions/${sessions[0]?.id}/transcript`, { as: "bob" })).status).toBe(
+      404,
+    );
     const restored = await test.call("GET", "/v1/audit/verify");
     expect(restored.body.ok, restored.text).toBe(true);
     const revoked = await test.call("POST", `/v1/grants/${issued.grant}/revoke`, {
