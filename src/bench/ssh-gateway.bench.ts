@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { migrateToLatest, openDatabase } from "../db/database.js";
 import { createTransactionRunner } from "../db/transaction.js";
 import { createGatewaySessions, createSessionHolder } from "../gateway/session.service.js";
-import { createSshGateway } from "../gateway/ssh/ssh-gateway.js";
+import { createSshGateway, fingerprintOf } from "../gateway/ssh/ssh-gateway.js";
 import { systemClock } from "../shared/clock.js";
 import { createEventBus } from "../shared/events.js";
 
@@ -204,7 +204,7 @@ export async function runSshGatewayBenchmarks(): Promise<void> {
       grant: { id: "grt_bench", user: "bench", zone: "bench" },
       endsAt: Date.now() + 3_600_000,
       resource: "bench-hosts",
-      userPublicKey: user.publicKey,
+      userKeyFingerprint: fingerprintOf(Buffer.from(user.publicKey.split(" ")[1] as string, "base64")),
       allowForwarding: false,
       recordInput: true,
       target: {

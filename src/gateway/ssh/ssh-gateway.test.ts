@@ -34,6 +34,12 @@ function run(
   });
 }
 
+/** ssh-keygen's own fingerprint of a public key file, so the gateway's is checked against OpenSSH's. */
+async function fingerprint(path: string): Promise<string> {
+  const result = await run("ssh-keygen", ["-l", "-E", "sha256", "-f", path]);
+  return result.stdout.split(" ")[1] as string;
+}
+
 let available = true;
 try {
   sshdPath();
@@ -133,7 +139,7 @@ describe.skipIf(skip)("SSH gateway against a real sshd", () => {
     const hostKey = await createUserKeyPair(join(directory, "gateway_host"));
     base = {
       resource: "payments-hosts",
-      userPublicKey: (await readFile(`${userKey}.pub`, "utf8")).trim(),
+      userKeyFingerprint: await fingerprint(`${userKey}.pub`),
       allowForwarding: false,
       recordInput: true,
       target: {
@@ -380,7 +386,7 @@ describe.skipIf(skip)("SSH gateway against a real sshd", () => {
     expect(wrong.code).toBe(255);
     grant("grt_theirs1", {
       grant: { id: "grt_theirs1", user: "bob", zone: "payments-app" },
-      userPublicKey: (await readFile(`${otherKey}.pub`, "utf8")).trim(),
+      userKeyFingerprint: await fingerprint(`${otherKey}.pub`),
     });
     const theirs = await ssh("grt_theirs1", "true", userKey);
     expect(theirs.code).toBe(255);

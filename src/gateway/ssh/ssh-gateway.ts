@@ -1,5 +1,5 @@
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { StringDecoder } from "node:string_decoder";
 import ssh2 from "ssh2";
@@ -17,8 +17,8 @@ export interface SshGatewayGrant {
   grant: SessionGrant;
   endsAt: number;
   resource: string;
-  /** The public key the user gave at activation (authorized_keys form): the only key that logs in. */
-  userPublicKey: string;
+  /** The SHA-256 fingerprint (`SHA256:…`) of the key the user gave at activation: the only key that logs in. */
+  userKeyFingerprint: string;
   /** The role permits port forwarding (`allowForwarding`). */
   allowForwarding: boolean;
   /** Record what the user types in shells (the resource's `record.input`, default true). */
@@ -79,19 +79,27 @@ export function cutMessage(grantId: string, reason: string): string {
   return `\r\nfirebreak: grant ${grantId} ended (${reason}); this session is closed.\r\n`;
 }
 
-function sameKey(line: string, key: { algo: string; data: Buffer }): boolean {
-  const parsed = utils.parseKey(line);
-  if (parsed instanceof Error) return false;
-  const wanted = (Array.isArray(parsed) ? parsed[0] : parsed)?.getPublicSSH();
-  if (!wanted || wanted.length !== key.data.length) return false;
-  return timingSafeEqual(wanted, key.data);
+/** OpenSSH's fingerprint of a public key blob: `SHA256:` and unpadded base64. */
+export function fingerprintOf(blob: Buffer): string {
+  return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
 }
 
-function verifies(line: string, blob: Buffer, signature: Buffer, hashAlgo?: string): boolean {
-  const parsed = utils.parseKey(line);
+function sameKey(fingerprint: string, key: { data: Buffer }): boolean {
+  const offered = Buffer.from(fingerprintOf(key.data));
+  const wanted = Buffer.from(fingerprint);
+  return offered.length === wanted.length && timingSafeEqual(offered, wanted);
+}
+
+function verifies(
+  key: { algo: string; data: Buffer },
+  blob: Buffer,
+  signature: Buffer,
+  hashAlgo?: string,
+): boolean {
+  const parsed = utils.parseKey(`${key.algo} ${key.data.toString("base64")}`);
   if (parsed instanceof Error) return false;
-  const key = Array.isArray(parsed) ? parsed[0] : parsed;
-  return key?.verify(blob, signature, hashAlgo as never) === true;
+  const publicKey = Array.isArray(parsed) ? parsed[0] : parsed;
+  return publicKey?.verify(blob, signature, hashAlgo as never) === true;
 }
 
 /**
@@ -117,12 +125,14 @@ export function createSshGateway(deps: {
 }) {
   const limits = { ...DEFAULT_SSH_LIMITS, ...deps.limits };
   const failures = new Map<string, number[]>();
+  const floodReported = new Set<string>();
   const connections = new Set<Connection>();
 
   function limited(address: string): boolean {
     const now = Date.now();
     const recent = (failures.get(address) ?? []).filter((t) => now - t < 60_000);
     failures.set(address, recent);
+    if (recent.length === 0) floodReported.delete(address);
     return recent.length >= limits.failuresPerMinute;
   }
   function failed(address: string) {
@@ -169,7 +179,16 @@ export function createSshGateway(deps: {
       client.on("authentication", (ctx) => {
         void (async () => {
           if (clientAddress && limited(clientAddress)) {
-            await refuse("RATE_LIMITED", null, "too many failed logins from this address");
+            // A flood is audited once per window, not once per attempt.
+            if (!floodReported.has(clientAddress)) {
+              floodReported.add(clientAddress);
+              await deps.refused({
+                code: "RATE_LIMITED",
+                grantId: null,
+                clientAddress,
+                reason: "too many failed logins from this address",
+              });
+            }
             ctx.reject([]);
             client.end();
             return;
@@ -191,12 +210,12 @@ export function createSshGateway(deps: {
             await refuse("GRANT_NOT_ACTIVE", login.grantId, "the grant has ended");
             return ctx.reject(["publickey"]);
           }
-          if (!sameKey(result.userPublicKey, ctx.key)) {
+          if (!sameKey(result.userKeyFingerprint, ctx.key)) {
             await refuse("KEY_MISMATCH", login.grantId, "the key is not the one given at activation");
             return ctx.reject(["publickey"]);
           }
           if (!ctx.signature || !ctx.blob) return ctx.accept(); // the client asks whether the key would do
-          if (!verifies(result.userPublicKey, ctx.blob, ctx.signature, ctx.hashAlgo)) {
+          if (!verifies(ctx.key, ctx.blob, ctx.signature, ctx.hashAlgo)) {
             await refuse("KEY_MISMATCH", login.grantId, "the key's signature does not verify");
             return ctx.reject(["publickey"]);
           }
