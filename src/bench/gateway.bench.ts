@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { parseStatements, ready } from "../gateway/postgres/classify.js";
 import { createStatementInspector } from "../gateway/postgres/statement-rules.js";
+import { createApp } from "../server/app.js";
 import { measure } from "./measure.js";
 
 /**
@@ -26,7 +27,8 @@ const DATABASE = "g2bench_pgbench";
 const SCALE = Number(process.env.GATEWAY_BENCH_SCALE ?? 5);
 const SECONDS = Number(process.env.GATEWAY_BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.GATEWAY_BENCH_ROUNDS ?? 2);
-const IDLE_SESSIONS = 100;
+// PostgreSQL allows 100 connections by default, and other work on the machine holds some.
+const IDLE_SESSIONS = 40;
 
 /** A place pgbench can connect to, with what it costs per open session (the process it runs in). */
 interface Target {
@@ -41,15 +43,117 @@ interface Target {
   stop(): Promise<void>;
 }
 
+const GATEWAY_CONFIG = `version: 1
+directory:
+  users:
+    bench: { groups: [sre] }
+zones:
+  bench: { cidrs: [127.0.0.0/8] }
+resources:
+  bench-pg:
+    zone: bench
+    type: postgres
+    address: 127.0.0.1:5432
+    connection: { url: "postgresql://postgres@127.0.0.1:5432/${DATABASE}" }
+    namePrefix: g2b_
+    access: gateway
+    roles:
+      bench:
+        grants: [g2bench_rw]
+        statements:
+          - deny: "statement.command.startsWith('DROP') || statement.command == 'TRUNCATE'"
+            message: not part of a benchmark's purpose
+          - allow: "statement.category in ['read', 'write', 'transaction', 'session']"
+breakGlass:
+  - name: bench
+    zone: bench
+    roles: [bench]
+    eligible: [group:sre]
+    duration: { default: 1h, max: 1h }
+gateway:
+  postgres:
+    listen: 127.0.0.1:0
+    maxConnectionsPerAddress: 1000
+`;
+
 /**
- * Adds the gateway to the rounds when it can be built here: undefined until the gateway's
- * listener can be started for a benchmark (see the closing note in the report), then a target.
+ * The gateway as `firebreak serve` runs it, in this process: a server on an embedded database, a
+ * break-glass grant on a gateway resource whose role carries statement rules (so every statement
+ * is classified, checked and recorded), and pgbench connecting as the grant with its token.
  */
-export type GatewayTargetFactory = (upstream: {
-  host: string;
-  port: number;
-  database: string;
-}) => Promise<Target>;
+export async function startGateway(): Promise<Target> {
+  await withAdmin((admin) =>
+    admin.query(
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'g2bench_rw') THEN CREATE ROLE g2bench_rw NOLOGIN; END IF; END $$",
+    ),
+  );
+  const inDatabase = new pg.Client({ ...PG, database: DATABASE });
+  await inDatabase.connect();
+  await inDatabase.query("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO g2bench_rw");
+  await inDatabase.end();
+
+  const directory = mkdtempSync(join(tmpdir(), "g2bench-gateway-"));
+  writeFileSync(join(directory, "firebreak.yaml"), GATEWAY_CONFIG);
+  const app = await createApp({
+    configPath: join(directory, "firebreak.yaml"),
+    databaseUrl: `sqlite:${join(directory, "firebreak.db")}`,
+    masterKeyFile: join(directory, "master.key"),
+    log: { info() {}, error: (message, fields) => console.error(message, fields) },
+  });
+  const { admin } = await app.start(null);
+  const call = async (url: string, token: string, body: unknown = {}) => {
+    const response = await app.http.inject({
+      method: "POST",
+      url,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      payload: JSON.stringify(body),
+    });
+    if (response.statusCode >= 300)
+      throw new Error(`${url}: ${response.statusCode} ${response.body.slice(0, 300)}`);
+    return JSON.parse(response.body) as Record<string, unknown>;
+  };
+  try {
+    const user = (await call("/v1/users/bench/tokens", admin?.token ?? "")).token as string;
+    const request = await call("/v1/requests", user, {
+      resource: "bench-pg",
+      role: "bench",
+      reason: "measuring the gateway against PgBouncer",
+    });
+    const activated = await call(`/v1/requests/${String(request.id)}/activate`, user);
+    const grant = String((activated.grant as { id?: string } | undefined)?.id ?? activated.id);
+    const credential = await call(`/v1/grants/${grant}/credential`, user);
+    const token = (credential.credentials as { secret: string }[])[0]?.secret ?? "";
+    const address = app.services.gateways.address() as { host: string; port: number };
+    return {
+      name: "gateway",
+      host: address.host,
+      port: address.port,
+      user: grant,
+      password: token,
+      database: "bench-pg",
+      rss: () => process.memoryUsage().rss,
+      async stop() {
+        await call(`/v1/grants/${grant}/revoke`, user, { reason: "benchmark done" }).catch(() => undefined);
+        await app.stop();
+        rmSync(directory, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await app.stop();
+    rmSync(directory, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const admin = new pg.Client({ ...PG, database: "postgres" });
+  await admin.connect();
+  try {
+    return await work(admin);
+  } finally {
+    await admin.end();
+  }
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -73,7 +177,7 @@ function rssOf(pid: number | undefined): number {
   }
 }
 
-async function prepareDatabase(): Promise<void> {
+export async function prepareDatabase(): Promise<void> {
   const admin = new pg.Client({ ...PG, database: "postgres" });
   await admin.connect();
   try {
@@ -180,7 +284,7 @@ interface PgbenchResult {
   latencies: number[];
 }
 
-async function pgbench(target: Target, args: string[], logged = false): Promise<PgbenchResult> {
+export async function pgbench(target: Target, args: string[], logged = false): Promise<PgbenchResult> {
   const directory = logged ? mkdtempSync(join(tmpdir(), "g2bench-log-")) : undefined;
   try {
     const { stdout } = await exec(
@@ -246,7 +350,7 @@ async function memoryPerSession(target: Target): Promise<number> {
 
 const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
 
-export async function runGatewayBenchmarks(gateway?: GatewayTargetFactory): Promise<void> {
+export async function runGatewayBenchmarks(): Promise<void> {
   console.log("\n## PostgreSQL gateway (issue 12): pgbench direct, through PgBouncer, through the gateway");
   await ready();
   // The classifier's own cost, for the record: what the gateway adds per statement before forwarding.
@@ -285,11 +389,11 @@ export async function runGatewayBenchmarks(gateway?: GatewayTargetFactory): Prom
     async stop() {},
   };
   const targets: Target[] = [direct, await startPgBouncer()];
-  if (gateway) targets.push(await gateway({ host: PG.host, port: PG.port, database: DATABASE }));
-  else
-    console.log(
-      "(gateway target not built in this run: the gateway listener is not wired for benchmarks yet)",
-    );
+  try {
+    targets.push(await startGateway());
+  } catch (error) {
+    console.log(`(the gateway could not be started here: ${(error as Error).message})`);
+  }
 
   const scripts = [
     { name: "select-only (-S)", args: ["-S", "-c16", "-j2", "-T", String(SECONDS)] },
@@ -351,8 +455,11 @@ export async function runGatewayBenchmarks(gateway?: GatewayTargetFactory): Prom
       `\nmemory per open session (${IDLE_SESSIONS} idle sessions, resident memory of the carrying process):`,
     );
     for (const target of targets.slice(1)) {
-      const bytes = await memoryPerSession(target);
-      console.log(`${target.name.padEnd(12)} ${fixed(bytes / 1024, 1)} KiB`);
+      const bytes = await memoryPerSession(target).catch((error: Error) => {
+        console.log(`${target.name.padEnd(12)} could not open ${IDLE_SESSIONS} sessions: ${error.message}`);
+        return Number.NaN;
+      });
+      if (Number.isFinite(bytes)) console.log(`${target.name.padEnd(12)} ${fixed(bytes / 1024, 1)} KiB`);
     }
   } finally {
     for (const target of targets) await target.stop();
