@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import { type CommandContext, targetBody } from "../context.js";
-import { table } from "../format.js";
+import { safeText, table } from "../format.js";
 import { describeGrant, describeRequest } from "../render.js";
 
 /** `request`, `requests`, `show`, `approve`, `cancel`, `deny`, `activate`: a request's life. */
@@ -16,8 +16,12 @@ export function registerRequestCommands(program: Command, context: CommandContex
     .option("--for <duration>", "how long, e.g. 30m (default: the policy's default)")
     .requiredOption("--reason <text>", "why you need it")
     .option("--ticket <id>", "incident or change ticket")
+    .option("--activate", "when the request is approved at once (auto-approved), activate it too")
     .action(
-      async (target: string, options: { role: string; for?: string; reason: string; ticket?: string }) => {
+      async (
+        target: string,
+        options: { role: string; for?: string; reason: string; ticket?: string; activate?: boolean },
+      ) => {
         const { requestViewSchema } = await import("../../api/requests.schema.js");
         const c = await context.client();
         const body = {
@@ -28,7 +32,22 @@ export function registerRequestCommands(program: Command, context: CommandContex
           ticket: options.ticket,
         };
         const r = await c.post("/v1/requests", body, requestViewSchema);
-        emit(r, () => describeRequest(r));
+        if (!options.activate) return emit(r, () => describeRequest(r));
+        // One command from "I need in" to a grant: a responder's path saves a program start and
+        // a copy-paste. A request still waiting for approvals is shown as it is, with no grant.
+        if (r.state !== "approved")
+          return emit({ request: r, grant: null }, () =>
+            [describeRequest(r), `  not activated: the request is ${r.state}`].join("\n"),
+          );
+        const { grantViewSchema } = await import("../../api/grants.schema.js");
+        const g = await c.post(`/v1/requests/${encodeURIComponent(r.id)}/activate`, {}, grantViewSchema);
+        // The request is shown as created (approved); the grant is what activation returned.
+        emit({ request: r, grant: g }, () =>
+          [
+            `${safeText(r.id)}  APPROVED${r.autoApproved ? " (auto-approved)" : ""} and activated`,
+            describeGrant(g),
+          ].join("\n"),
+        );
       },
     );
 
