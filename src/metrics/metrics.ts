@@ -34,6 +34,8 @@ export function createMetrics(deps: {
   db: Db;
   bus: Pick<EventBus, "subscribe">;
   sinks: () => Promise<SinkStatus[]>;
+  /** Each drill's last pass (epoch ms) and whether it is overdue, read at scrape time. */
+  drills?: () => Promise<{ name: string; lastPassedAt: number | null; overdue: boolean }[]>;
   onError?: (error: unknown) => void;
 }) {
   const { db } = deps;
@@ -173,8 +175,50 @@ export function createMetrics(deps: {
     },
   });
 
+  // Drills (src/drills): the last pass and overdue state from the database, step times as seen here.
+  const drillSteps = new Histogram({
+    name: "firebreak_drill_step_duration_seconds",
+    help: "How long each step of a drill took, by drill, step and outcome",
+    labelNames: ["drill", "step", "outcome"],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  new Gauge({
+    name: "firebreak_drill_last_success_timestamp_seconds",
+    help: "When each drill last passed (Unix seconds); absent for a drill that never has",
+    labelNames: ["drill"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const drill of (await deps.drills?.()) ?? [])
+        if (drill.lastPassedAt !== null) this.set({ drill: drill.name }, drill.lastPassedAt / 1000);
+    },
+  });
+  new Gauge({
+    name: "firebreak_drill_overdue",
+    help: "1 when a drill has not passed on schedule",
+    labelNames: ["drill"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const drill of (await deps.drills?.()) ?? [])
+        this.set({ drill: drill.name }, drill.overdue ? 1 : 0);
+    },
+  });
+
   async function observeEvent(event: AuditEvent): Promise<void> {
     auditEvents.inc({ type: event.type });
+    if (event.type === "drill.completed" && Array.isArray(event.context.steps))
+      for (const step of event.context.steps as { name?: unknown; outcome?: unknown; ms?: unknown }[])
+        if (step.outcome !== "skipped" && typeof step.ms === "number")
+          drillSteps.observe(
+            {
+              drill: String(event.context.drill ?? ""),
+              step: String(step.name),
+              outcome: String(step.outcome),
+            },
+            step.ms / 1000,
+          );
     const time = Date.parse(event.time);
     if (event.type === "request.approved" && event.subject) {
       const request = await findRequestTiming(db, event.subject);

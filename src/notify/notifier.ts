@@ -55,6 +55,8 @@ function describe(event: AuditEvent): string {
       return `${who}: your grant of ${what} was revoked by ${event.actor}: "${String(c.reason ?? "")}"`;
     case "grant.expired":
       return `${who}: your grant of ${what} has ended`;
+    case "alert.raised":
+      return `Drill '${String(c.drill ?? "?")}' ${c.alert === "drill-overdue" ? "is overdue" : `failed at step '${String(c.step ?? "?")}'`}: ${String(c.message ?? "")}${Array.isArray(c.recipients) && c.recipients.length ? ` (for ${c.recipients.join(", ")})` : ""}`;
     default:
       return event.type;
   }
@@ -162,7 +164,10 @@ export function createNotifier(deps: NotifierDeps) {
   return {
     /** Called with every committed audit event. */
     handle(event: AuditEvent) {
-      const audience = NOTIFIED[event.type];
+      // A drill's own grant is nobody's to hear about; its failures go to the drill's recipients.
+      const drill = typeof event.context.drill === "string";
+      if (drill && event.type !== "alert.raised") return;
+      const audience = drill && event.type === "alert.raised" ? "drill-recipients" : NOTIFIED[event.type];
       const targets = deps.config().notify ?? [];
       if (!audience || targets.length === 0) return;
       for (const target of targets) {

@@ -11,6 +11,7 @@ import { createEventStreams } from "../audit/event-stream.js";
 import { createEventVisibility } from "../audit/event-visibility.js";
 import { createRelatedLookup } from "../audit/related.js";
 import { resolveSecret } from "../config/secrets.js";
+import { generateEd25519KeyPair } from "../connectors/ssh/keygen.js";
 import { loadRevocations, saveRevocations } from "../connectors/ssh/revocation.repo.js";
 import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
 import { createSshRoutes } from "../connectors/ssh/ssh.routes.js";
@@ -20,6 +21,8 @@ import { pingDatabase } from "../db/health.repo.js";
 import { createTransactionRunner } from "../db/transaction.js";
 import { createDecisionRoutes } from "../decisions/decision.routes.js";
 import { createDecisionService } from "../decisions/decision.service.js";
+import { createDrillRoutes } from "../drills/drill.routes.js";
+import { createDrillService } from "../drills/drill.service.js";
 import { isFirebreakError } from "../errors.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
@@ -94,6 +97,8 @@ const RECONCILE_INTERVAL_MS = 60_000;
 const SIGNAL_UPKEEP_INTERVAL_MS = 10_000;
 /** How often the chain's head is signed when `audit.checkpoint.interval` is not set. */
 const CHECKPOINT_INTERVAL_MS = 5 * 60_000;
+/** How often due and overdue drills are looked for (the schedule's claim makes one replica run each). */
+const DRILL_INTERVAL_MS = 30_000;
 /** How long shutdown waits for the sinks to take the final checkpoint. */
 const SHUTDOWN_FLUSH_MS = 5_000;
 
@@ -307,6 +312,7 @@ export async function createApp(options: AppOptions) {
     db,
     bus,
     sinks: () => auditDelivery.status(),
+    drills: () => drills.status(),
     onError: logError("a metric could not be observed"),
   });
   // Sinks follow configuration reloads (config.applied is published after the new one is in place).
@@ -368,6 +374,21 @@ export async function createApp(options: AppOptions) {
         error: error instanceof Error ? error.message : String(error),
       }),
   });
+  // Break-glass drills (issue 16, src/drills/NOTES.md): the whole path as system:drill.
+  const drills = createDrillService({
+    db,
+    clock,
+    inTransaction,
+    current,
+    grants,
+    box,
+    signals,
+    delivery: auditDelivery,
+    activated: (grant) => listener.activated(grant),
+    enforcerKind: enforcer.kind,
+    sshKeyPair: () => generateEd25519KeyPair("firebreak-drill"),
+  });
+  let drillTimer: NodeJS.Timeout | null = null;
   let reconcileTimer: NodeJS.Timeout | null = null;
   let signalUpkeepTimer: NodeJS.Timeout | null = null;
   const notifier = createNotifier({
@@ -398,6 +419,7 @@ export async function createApp(options: AppOptions) {
     ...createSessionRoutes({ views: createSessionViews({ grants, sessions: gatewaySessions }) }),
     ...createDecisionRoutes({ clock, decisions, access: () => access.current() }),
     ...createZoneRoutes({ current, signals }),
+    ...createDrillRoutes({ drills }),
     ...createSshRoutes({ hosts: createSshHostService({ ssh, current }) }),
     ...createSegmentationRoutes({
       clock,
@@ -472,6 +494,7 @@ export async function createApp(options: AppOptions) {
       metrics,
       gatewaySessions,
       heldSessions,
+      drills,
       gateways,
     },
     access: () => access.current(),
@@ -487,6 +510,8 @@ export async function createApp(options: AppOptions) {
       await enforcement.start();
       await auditDelivery.start();
       checkpoints.start();
+      // A drill a dead process left mid-way is closed now, before crash recovery would re-issue it.
+      await drills.recover().catch(logError("abandoned drills could not be closed"));
       await scheduler.start();
       const gatewayAddresses = await gateways.start();
       await reconcile();
@@ -499,6 +524,10 @@ export async function createApp(options: AppOptions) {
         signals.maintain().catch(logError("refused signals could not be recorded"));
       }, SIGNAL_UPKEEP_INTERVAL_MS);
       signalUpkeepTimer.unref();
+      drillTimer = setInterval(() => {
+        drills.tick().catch(logError("the drill schedule could not be read"));
+      }, DRILL_INTERVAL_MS);
+      drillTimer.unref();
       ready = true;
       let address: string | null = null;
       if (listen) address = await http.listen(listen);
@@ -511,6 +540,7 @@ export async function createApp(options: AppOptions) {
       ready = false;
       if (reconcileTimer) clearInterval(reconcileTimer);
       if (signalUpkeepTimer) clearInterval(signalUpkeepTimer);
+      if (drillTimer) clearInterval(drillTimer);
       // Live streams never end on their own; the server could not close while one is open.
       eventStreams.closeAll("the server is shutting down; reconnect to resume");
       await gateways.stop();
