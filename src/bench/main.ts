@@ -1,3 +1,4 @@
+import { runTimeToAccessBenchmarks } from "./access.bench.js";
 import { runAuditBenchmarks } from "./audit.bench.js";
 import { runConnectorBenchmarks } from "./connectors.bench.js";
 import { runGatewayBenchmarks } from "./gateway.bench.js";
@@ -12,6 +13,7 @@ import { runSshGatewayBenchmarks } from "./ssh-gateway.bench.js";
  */
 await runPolicyBenchmarks();
 await runHttpBenchmarks();
+await runTimeToAccessBenchmarks();
 await runConnectorBenchmarks();
 await runSegmentationBenchmarks();
 await runAuditBenchmarks();
