@@ -46,6 +46,10 @@ export const COMMANDS: readonly CommandModule[] = [
     register: async (p, c) => (await import("./commands/grants.js")).registerGrantCommands(p, c),
   },
   {
+    names: ["sessions"],
+    register: async (p, c) => (await import("./commands/sessions.js")).registerSessionCommands(p, c),
+  },
+  {
     names: ["explain"],
     register: async (p, c) => (await import("./commands/explain.js")).registerExplainCommand(p, c),
   },

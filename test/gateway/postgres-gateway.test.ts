@@ -260,6 +260,49 @@ describe("the PostgreSQL gateway", () => {
     await test.call("POST", `/v1/grants/${issued.grant}/revoke`, { as: "alice", body: { reason: "done" } });
   });
 
+  it("firebreak sessions lists a grant's sessions and prints a transcript", async () => {
+    const issued = await issue("bob");
+    const c = client(issued);
+    await c.connect();
+    await c.query("select 'from the cli test' as marker");
+    await c.end();
+    await transcript(issued.grant);
+    const address = await test.app.http.listen({ host: "127.0.0.1", port: 0 });
+    const env = { FIREBREAK_URL: process.env.FIREBREAK_URL, FIREBREAK_TOKEN: process.env.FIREBREAK_TOKEN };
+    process.env.FIREBREAK_URL = address;
+    process.env.FIREBREAK_TOKEN = await test.token("bob");
+    const printed: string[] = [];
+    let humanEnd = 0;
+    const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      printed.push(String(chunk));
+      return true;
+    });
+    try {
+      const { buildProgram } = await import("../../src/cli/main.js");
+      const human = ["node", "firebreak", "sessions", issued.grant, "--transcript"];
+      await (await buildProgram(human.slice(2))).parseAsync(human);
+      humanEnd = printed.length;
+      const json = ["node", "firebreak", "--json", "sessions", issued.grant, "--transcript"];
+      await (await buildProgram(json.slice(2))).parseAsync(json);
+    } finally {
+      spy.mockRestore();
+      process.env.FIREBREAK_URL = env.FIREBREAK_URL;
+      process.env.FIREBREAK_TOKEN = env.FIREBREAK_TOKEN;
+      if (env.FIREBREAK_URL === undefined) delete process.env.FIREBREAK_URL;
+      if (env.FIREBREAK_TOKEN === undefined) delete process.env.FIREBREAK_TOKEN;
+    }
+    const text = printed.slice(0, humanEnd).join("");
+    expect(text).toContain("select 'from the cli test' as marker");
+    expect(text).toContain("SELECT 1 rows=1");
+    const parsed = JSON.parse(printed.slice(humanEnd).join(""));
+    expect(parsed.sessions).toHaveLength(1);
+    expect(parsed.transcripts[0].records.map((r: { kind: string }) => r.kind)).toEqual([
+      "startup",
+      "statement",
+    ]);
+    await test.call("POST", `/v1/grants/${issued.grant}/revoke`, { as: "bob", body: { reason: "done" } });
+  });
+
   it("carries psql, COPY in both directions, and CancelRequest", async () => {
     const issued = await issue("alice");
     const env = { ...process.env, PGPASSWORD: issued.token, PGCONNECT_TIMEOUT: "5" };
