@@ -134,6 +134,14 @@ describe("drills against real targets", () => {
       expect(run.body.run.failedStep).toBe("decision");
       expect(run.body.run.steps[0].message).toContain("no totp factor enrolled");
       expect(await pgAccounts(PREFIX)).toEqual([]);
+      // Readiness says the same without touching the target, per person.
+      const readiness = await app.call("GET", "/v1/readiness");
+      expect(readiness.status, readiness.text).toBe(200);
+      const pgPolicy = readiness.body.policies.find((p: { policy: string }) => p.policy === "pg-emergency");
+      expect(pgPolicy.ready).toBe(false);
+      const alice = pgPolicy.eligible.find((p: { user: string }) => p.user === "alice");
+      expect(alice.blockers.map((b: { code: string }) => b.code)).toEqual(["NO_FACTOR_ENROLLED"]);
+      expect((await app.call("GET", "/v1/readiness", { as: "alice" })).status).toBe(403);
 
       // With the factor requirement gone, the whole path passes.
       await app.writeConfig(config().replace("    factors:\n      - totp\n", ""));
