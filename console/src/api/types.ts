@@ -12,6 +12,7 @@ import type {
   BlastRadius as BlastRadiusChanges,
   Reachability,
 } from "../../../src/api/segmentation.schema.js";
+import type { SessionView, TranscriptRecordView } from "../../../src/api/sessions.schema.js";
 import type { PrincipalView } from "../../../src/api/users.schema.js";
 import type { ZoneView } from "../../../src/api/zones.schema.js";
 
@@ -25,6 +26,8 @@ export type {
   Reachability,
   Reason,
   RequestView,
+  SessionView,
+  TranscriptRecordView,
   ZoneView,
 };
 

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import type { AuditEvent, GrantView, RequestView, ZoneView } from "../api/types";
 import { useSignedIn } from "../auth/session";
 import { Empty, ErrorNotice, Loading, PageTitle, StateBadge } from "../components/common";
+import { GatewaySessions } from "../components/GatewaySessions";
 import { ConnectionPanel, GrantRequestPanel, IncidentNotice, useGrantZone } from "../components/GrantContext";
 import { CredentialOnce, GrantFacts, RevokeForm } from "../components/grants";
 import { ReviewForm } from "../components/ReviewForm";
@@ -214,6 +215,7 @@ export function GrantDetailPage({ id }: { id: string }) {
             <ReviewForm grant={view} onDone={(next) => setGrant({ view: next, receivedAt: Date.now() })} />
           </section>
         ) : null}
+        <GatewaySessions grantId={view.id} open={view.state === "active"} />
       </div>
       <AuditTrail subjects={[view.requestId, view.id]} />
     </>

@@ -11,6 +11,7 @@ import {
   PageTitle,
   StateBadge,
 } from "../components/common";
+import { GatewaySessions } from "../components/GatewaySessions";
 import { ReviewForm } from "../components/ReviewForm";
 import { targetText } from "../components/requests";
 import { UserText } from "../components/UserText";
@@ -85,6 +86,7 @@ function ReviewCard({ grant, onDone }: { grant: GrantView; onDone: (grant: Grant
           <Link href={`/audit?subject=${grant.id}`}>What happened during the grant (audit)</Link>
         </p>
       ) : null}
+      <GatewaySessions grantId={grant.id} open={grant.state === "active"} />
       <ReviewForm grant={grant} onDone={onDone} />
     </li>
   );
