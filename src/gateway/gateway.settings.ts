@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { addressSchema, durationSchema, secretRefSchema } from "../config/primitives.js";
+import { sshGatewaySettings } from "./ssh/ssh.settings.js";
 
 /**
  * `gateway.postgres`: the PostgreSQL wire-protocol gateway (src/gateway/postgres/NOTES.md). Off
@@ -46,6 +47,7 @@ export type PostgresGatewaySettings = z.output<typeof postgresGatewaySettings>;
 export const gatewaySettingsSchema = z
   .strictObject({
     postgres: postgresGatewaySettings.optional(),
+    ssh: sshGatewaySettings.optional(),
   })
   .describe(
     "Protocol gateways: the user never holds the target's credential, and every statement is recorded",

@@ -98,8 +98,25 @@ export interface CredentialConnector<Type extends ResourceType = ResourceType> {
    * check leave it out.
    */
   checkTarget?(resourceName: string, resource: ResourceConfigOf<Type>): Promise<string[]>;
+  /**
+   * What the target can tell about a credential's use (emergency kits, src/emergency/NOTES.md):
+   * its live sessions, and how many logins it made when the target counts them per account (null
+   * when it does not). Connectors whose target can tell nothing leave it out.
+   */
+  usage?(
+    resourceName: string,
+    resource: ResourceConfigOf<Type>,
+    externalId: string,
+  ): Promise<CredentialUsage>;
   /** Releases connections and other resources. */
   close(): Promise<void>;
+}
+
+/** What a target can tell about one credential's use. */
+export interface CredentialUsage {
+  liveSessions: number;
+  /** Logins counted by the target since the account was made; null when the target keeps no count. */
+  connections: number | null;
 }
 
 /** What every connector factory may use. */
@@ -109,7 +126,8 @@ export interface ConnectorDeps {
   /** Per-zone key material kept encrypted in Firebreak's database (SSH certificate authorities). */
   keys: {
     getOrCreate(
-      kind: "ssh-ca",
+      /** `ssh-ca`: a zone's user (and host) CA; `ssh-gateway-host`: the SSH gateway's host key. */
+      kind: "ssh-ca" | "ssh-gateway-host",
       zone: string,
       create: () => Promise<{ privateKey: string; publicKey: string }>,
     ): Promise<{ privateKey: string; publicKey: string }>;
