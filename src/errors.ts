@@ -46,6 +46,14 @@ export const ERROR_STATUS = {
   UNAVAILABLE: 503,
   /** The audit chain no longer holds the checkpoint anchored outside the database. */
   AUDIT_ANCHOR_MISMATCH: 503,
+  /** Emergency kits (src/emergency): a kit or share that cannot be used, offline or on import. */
+  KIT_INVALID: 400,
+  KIT_TAMPERED: 400,
+  KIT_EXPIRED: 410,
+  SHARE_INVALID: 400,
+  SHARE_FOREIGN: 400,
+  SHARE_DUPLICATE: 400,
+  SHARES_TOO_FEW: 400,
   INTERNAL: 500,
 } as const;
 

@@ -86,6 +86,10 @@ export const COMMANDS: readonly CommandModule[] = [
     register: async (p, c) => (await import("./commands/drills.js")).registerDrillCommands(p, c),
   },
   {
+    names: ["emergency"],
+    register: async (p, c) => (await import("./commands/emergency.js")).registerEmergencyCommands(p, c),
+  },
+  {
     names: ["demo"],
     register: async (p, c) => (await import("./commands/demo.js")).registerDemoCommand(p, c),
   },

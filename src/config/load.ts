@@ -788,6 +788,52 @@ function checkReferences(raw: unknown, report: Reporter): void {
       "audit.anchor needs audit.signingKey: the anchor is the newest signed checkpoint, and without a key none is written",
     );
 
+  // Emergency kits (src/emergency/NOTES.md): a kit names a resource of its zone and one of its
+  // roles, k of n custodians who are users of the directory, and is signed with the audit key.
+  for (const [zoneName, kit] of entriesOf(raw.emergency)) {
+    if (!isRaw(kit)) continue;
+    const path: Segment[] = ["emergency", zoneName];
+    if (NAME_PATTERN.test(zoneName) && !zones.has(zoneName))
+      error(path, `emergency kit for unknown zone '${zoneName}'`);
+    const resourceName = stringOf(kit.resource);
+    const resource = resourceName === undefined ? undefined : resources.get(resourceName);
+    if (resourceName !== undefined && NAME_PATTERN.test(resourceName)) {
+      if (resource === undefined) error([...path, "resource"], `unknown resource '${resourceName}'`);
+      else if (resource.zone !== zoneName)
+        error([...path, "resource"], `resource '${resourceName}' is not in zone '${zoneName}'`);
+      else {
+        const role = stringOf(kit.role);
+        if (role !== undefined && !resource.roles.has(role))
+          error([...path, "role"], `resource '${resourceName}' has no role '${role}'`);
+      }
+    }
+    const custodians = itemsOf(kit.custodians);
+    const seen = new Set<string>();
+    custodians.forEach((custodian, index) => {
+      const user = isRaw(custodian) ? stringOf(custodian.user) : undefined;
+      if (user === undefined) return;
+      if (seen.has(user))
+        error([...path, "custodians", index, "user"], `custodian '${user}' is listed twice`);
+      seen.add(user);
+      if (isRaw(raw.directory) && !users.has(user))
+        error([...path, "custodians", index, "user"], `custodian '${user}' is not a user of the directory`);
+    });
+    if (typeof kit.threshold === "number" && kit.threshold > custodians.length)
+      error(
+        [...path, "threshold"],
+        `threshold ${kit.threshold} is more than the ${custodians.length} custodians: the kit could never be opened`,
+      );
+    const lifetime = durationOrUndefined(kit.lifetime);
+    const rotateBefore = durationOrUndefined(kit.rotateBefore);
+    if (lifetime !== undefined && rotateBefore !== undefined && rotateBefore >= lifetime)
+      error([...path, "rotateBefore"], "rotateBefore must be shorter than the lifetime");
+    if (audit.signingKey === undefined)
+      error(
+        path,
+        "emergency kits need audit.signingKey: a kit is signed with it and checked offline against it",
+      );
+  }
+
   // Drills (src/drills/NOTES.md): an existing policy, a resource it covers, a role of both.
   for (const problem of drillReferenceProblems(raw)) error(problem.path, problem.message);
 

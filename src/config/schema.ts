@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { drillsSchema } from "../drills/drill.settings.js";
+import { emergencySettingsSchema } from "../emergency/emergency.settings.js";
 import { gatewaySettingsSchema } from "../gateway/gateway.settings.js";
 import { plannedResourceTypes, resourceSettings, signalSettings, sinkSettings } from "../plugins/settings.js";
 import type { ResourceSettings, SinkSettings } from "../plugins/settings-contract.js";
@@ -462,6 +463,7 @@ export const configSchema = z.strictObject({
     .optional(),
   signals: signalsSchema.optional(),
   gateway: gatewaySettingsSchema.optional(),
+  emergency: emergencySettingsSchema.optional(),
   drills: drillsSchema.optional(),
   notify: z.array(notifySchema).optional(),
   audit: z

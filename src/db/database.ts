@@ -23,6 +23,7 @@ import * as userNameCase from "./migrations/2026-12-03T04-10-user-name-case.js";
 import * as gatewaySessions from "./migrations/2026-12-03T06-00-gateway-sessions.js";
 import * as drills from "./migrations/2026-12-03T09-00-drills.js";
 import type { Database, Db } from "./types.js";
+import * as emergencyKits from "./migrations/2026-12-03T11-00-emergency-kits.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -47,6 +48,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-03T04-10-user-name-case": userNameCase,
   "2026-12-03T06-00-gateway-sessions": gatewaySessions,
   "2026-12-03T09-00-drills": drills,
+  "2026-12-03T11-00-emergency-kits": emergencyKits,
 };
 
 const migrationProvider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -342,7 +342,38 @@ export interface GatewayCredentialsTable {
   created_at: number;
 }
 
+/** One emergency kit made (src/emergency): what exists on the target, never its secret. */
+export interface EmergencyKitsTable {
+  id: string;
+  zone: string;
+  resource: string;
+  role: string;
+  external_id: string;
+  detail_json: string;
+  /** The kit's journal public key (PEM): recorded openings are checked against it. */
+  journal_key: string;
+  /** The signed kit file as written (its credential sealed): `emergency kit ZONE` returns it. */
+  kit_json: string;
+  state: "live" | "closed";
+  created_at: number;
+  ends_at: number;
+  closed_at: number | null;
+  close_reason: string | null;
+}
+
+/** A recorded opening imported from a journal, once. */
+export interface EmergencyOpeningsTable {
+  kit_id: string;
+  signature: string;
+  opener: string;
+  opened_at: number;
+  grant_id: string;
+  imported_at: number;
+}
+
 export interface Database {
+  emergency_kits: EmergencyKitsTable;
+  emergency_openings: EmergencyOpeningsTable;
   gateway_sessions: GatewaySessionsTable;
   gateway_records: GatewayRecordsTable;
   gateway_credentials: GatewayCredentialsTable;
@@ -368,6 +399,7 @@ export interface Database {
   audit_dead_letters: AuditDeadLettersTable;
   config_state: ConfigStateTable;
   enforcement_agents: EnforcementAgentsTable;
+  replicas: ReplicasTable;
   drill_runs: DrillRunsTable;
   drill_schedule: DrillScheduleTable;
 }
@@ -396,6 +428,24 @@ export interface DrillScheduleTable {
   drill: string;
   next_at: number;
   overdue_alerted_at: number | null;
+}
+
+/** A serving process and its last heartbeat (src/replicas/NOTES.md). */
+export interface ReplicasTable {
+  id: string;
+  hostname: string;
+  pid: number;
+  version: string;
+  config_digest: string;
+  address: string | null;
+  started_at: number;
+  heartbeat_at: number;
+  /** The last audit seq its change feed had applied at the heartbeat. */
+  seen_seq: number;
+  /** 1 when it could confirm it was current at the heartbeat. */
+  current: number;
+  not_current_reason: string | null;
+  stopped_at: number | null;
 }
 
 export type Db = Kysely<Database>;

@@ -24,6 +24,8 @@ import { createDecisionService } from "../decisions/decision.service.js";
 import { createDrillRoutes } from "../drills/drill.routes.js";
 import { createDrillService } from "../drills/drill.service.js";
 import { isFirebreakError } from "../errors.js";
+import { createEmergencyRoutes } from "../emergency/emergency.routes.js";
+import { createEmergencyService } from "../emergency/emergency.service.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
 import { createGatewayCredentials, usesGateway } from "../gateway/credentials.js";
@@ -101,6 +103,8 @@ const CHECKPOINT_INTERVAL_MS = 5 * 60_000;
 const DRILL_INTERVAL_MS = 30_000;
 /** How long shutdown waits for the sinks to take the final checkpoint. */
 const SHUTDOWN_FLUSH_MS = 5_000;
+/** How often emergency kits are checked for rotation (a kit is rotated well before its end). */
+const EMERGENCY_INTERVAL_MS = 60_000;
 
 /**
  * The composition root: the one place that calls the factories and wires them together.
@@ -242,6 +246,7 @@ export async function createApp(options: AppOptions) {
     sourceZoneOf: (address) => current().sourceZoneOf(address),
     secret: (ref) => resolveSecret(ref as never, env),
     log,
+    ssh: { keys: connectorDeps.keys, connector: ssh },
   });
   scheduler = createExpiryScheduler({
     db,
@@ -422,6 +427,16 @@ export async function createApp(options: AppOptions) {
     ...createDrillRoutes({ drills }),
     ...createSshRoutes({ hosts: createSshHostService({ ssh, current }) }),
     ...createSegmentationRoutes({
+  // Sealed emergency kits (src/emergency/NOTES.md): made, rotated before their end and at start.
+  const emergency = createEmergencyService({
+    db,
+    inTransaction,
+    clock,
+    config: () => current().config,
+    connectors,
+    signingKey: () => signingKey.current(),
+  });
+  let emergencyTimer: NodeJS.Timeout | null = null;
       clock,
       config: () => current().config,
       policy: () => current().policy,
@@ -516,6 +531,7 @@ export async function createApp(options: AppOptions) {
       const gatewayAddresses = await gateways.start();
       await reconcile();
       await checkTargets();
+    ...createEmergencyRoutes({ emergency }),
       reconcileTimer = setInterval(() => {
         reconcile().catch(() => {});
       }, RECONCILE_INTERVAL_MS);
@@ -557,7 +573,15 @@ export async function createApp(options: AppOptions) {
       metrics.close();
       await Promise.all(Object.values(connectors).map((c) => c.close()));
       await handle.close();
+      emergency,
     },
   };
 }
 export type App = Awaited<ReturnType<typeof createApp>>;
+      // Every start may follow downtime in which a kit was opened: rotate them all (README).
+      await emergency.afterDowntime().catch(logError("emergency kits could not be rotated at start"));
+      emergencyTimer = setInterval(() => {
+        emergency.rotateDue().catch(logError("emergency kits could not be rotated"));
+      }, EMERGENCY_INTERVAL_MS);
+      emergencyTimer.unref();
+      if (emergencyTimer) clearInterval(emergencyTimer);

@@ -444,6 +444,32 @@ export function createMariadbConnector(deps: ConnectorDeps): CredentialConnector
       );
     },
 
+    async usage(resourceName: string, resource: MariadbResource, externalId: string) {
+      const name = managedName(resourceName, externalId);
+      return withConnection(resourceName, resource, "look up the account's use", async (connection) => {
+        const sessions = await rowsOf(
+          connection,
+          "SELECT 1 FROM information_schema.PROCESSLIST WHERE USER = ?",
+          [name],
+        );
+        // Per-account login counters exist only with userstat=ON (information_schema.USER_STATISTICS).
+        const [state] = await rowsOf<{ userstat: number | string }>(
+          connection,
+          "SELECT @@GLOBAL.userstat AS userstat",
+        );
+        let connections: number | null = null;
+        if (Number(state?.userstat) === 1) {
+          const [row] = await rowsOf<{ total: number | string }>(
+            connection,
+            "SELECT COALESCE(SUM(TOTAL_CONNECTIONS), 0) AS total FROM information_schema.USER_STATISTICS WHERE USER = ?",
+            [name],
+          );
+          connections = Number(row?.total ?? 0);
+        }
+        return { liveSessions: sessions.length, connections };
+      });
+    },
+
     async listManaged(resourceName: string, resource: MariadbResource) {
       return withConnection(resourceName, resource, "list accounts", async (connection) => {
         // `_` is a LIKE wildcard: without the escape `fb_%` would also match `fbx…`.

@@ -290,6 +290,17 @@ END $fb$`);
     async close() {
       const pools = [...targets.values()].map((t) => t.pool.end().catch(() => {}));
       targets.clear();
+    async usage(resourceName: string, resource: PostgresResource, externalId: string) {
+      // PostgreSQL counts no logins per role; only live sessions can be seen (log_connections aside).
+      return withClient(resourceName, resource, "look up the role's sessions", async (client) => {
+        const live = await client.query<{ n: string }>(
+          "select count(*) as n from pg_stat_activity where usename = $1",
+          [externalId],
+        );
+        return { liveSessions: Number(live.rows[0]?.n ?? 0), connections: null };
+      });
+    },
+
       await Promise.all(pools);
     },
   });
