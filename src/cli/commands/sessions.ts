@@ -22,6 +22,16 @@ function describeRecord(record: {
       typeof p.durationMs === "number" ? ` (${p.durationMs} ms)` : ""
     }`;
   }
+  // SSH (src/gateway/ssh/NOTES.md): commands with their exits, transfers, forwards, terminal text.
+  if (record.kind === "exec") return `  ${record.seq} ${record.time} $ ${safeText(String(p.command ?? ""))}`;
+  if (record.kind === "exit")
+    return `  ${record.seq} ${record.time} exit ${safeText(String(p.exitCode ?? p.signal ?? "?"))}`;
+  if (record.kind === "output" || record.kind === "input")
+    return `  ${record.seq} ${record.time} ${record.kind === "input" ? "<" : ">"} ${safeText(String(p.data ?? ""))}`;
+  if (record.kind === "sftp")
+    return `  ${record.seq} ${record.time} sftp ${safeText(String(p.op))} ${safeText(String(p.path ?? ""))}${
+      p.op === "file" ? ` read=${Number(p.bytesRead)} written=${Number(p.bytesWritten)}` : ""
+    }${p.to ? ` -> ${safeText(String(p.to))}` : ""}`;
   return `  ${record.seq} ${record.time} [${safeText(record.kind)}] ${safeText(JSON.stringify(p))}`;
 }
 
@@ -32,7 +42,12 @@ export function registerSessionCommands(program: Command, context: CommandContex
     .description("list a grant's gateway sessions (PostgreSQL, SSH) and print their transcripts")
     .argument("<grant-id>", "the grant, grt_…")
     .option("--transcript [session-id]", "print the transcript of every session, or of this one")
-    .action(async (grantId: string, options: { transcript?: string | boolean }) => {
+    .option(
+      "--cast <file>",
+      "write the terminal recording (asciicast v2) of an SSH shell to FILE (with --transcript ID: that session's)",
+    )
+    .action(async (grantId: string, options: { transcript?: string | boolean; cast?: string }) => {
+      if (options.cast !== undefined && options.transcript === undefined) options.transcript = true;
       const { sessionsReply, transcriptReply } = await import("../../api/sessions.schema.js");
       const client = await context.client();
       const { sessions } = await client.get(
@@ -60,7 +75,29 @@ export function registerSessionCommands(program: Command, context: CommandContex
         }
         transcripts.push({ session: session.id, records });
       }
-      const result = options.transcript === undefined ? { sessions } : { sessions, transcripts };
+      let cast: { session: string; file: string } | null = null;
+      if (options.cast !== undefined) {
+        const { toAsciicast } = await import("../../gateway/ssh/cast.js");
+        for (const transcript of transcripts) {
+          const text = toAsciicast(transcript.records.map((r) => ({ ...r, time: Date.parse(r.time) })));
+          if (text === null) continue;
+          const { writeFile } = await import("node:fs/promises");
+          await writeFile(options.cast, text, { mode: 0o600 });
+          cast = { session: transcript.session, file: options.cast };
+          break;
+        }
+        if (!cast)
+          throw context.fail(
+            `grant ${grantId} has no SSH shell session to write as a .cast file`,
+            "NOT_FOUND",
+          );
+      }
+      const result =
+        options.transcript === undefined
+          ? { sessions }
+          : cast
+            ? { sessions, transcripts, cast }
+            : { sessions, transcripts };
       context.emit(result, () => {
         if (sessions.length === 0) return `grant ${safeText(grantId)} has no gateway sessions`;
         const lines: string[] = [];
@@ -71,6 +108,10 @@ export function registerSessionCommands(program: Command, context: CommandContex
           const transcript = transcripts.find((t) => t.session === s.id);
           if (transcript) for (const record of transcript.records) lines.push(describeRecord(record));
         }
+        if (cast)
+          lines.push(
+            `wrote the recording of ${safeText(cast.session)} to ${safeText(cast.file)} (asciinema play ${safeText(cast.file)})`,
+          );
         return lines.join("\n");
       });
     });
