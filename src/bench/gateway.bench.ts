@@ -18,7 +18,8 @@ import { measure } from "./measure.js";
  * client sees per statement (p50/p99) and what each hop adds; memory per open session.
  * Figures are printed, never asserted.
  *
- * Run alone: `npx tsc -p tsconfig.bench.json && node dist-bench/bench/gateway.bench.js`.
+ * Run alone: `npx tsc -p tsconfig.bench.json && node --expose-gc dist-bench/bench/gateway.bench.js`
+ * (GATEWAY_BENCH_SECONDS, GATEWAY_BENCH_ROUNDS and GATEWAY_BENCH_SCALE shorten or lengthen it).
  */
 
 const exec = promisify(execFile);
@@ -131,7 +132,8 @@ export async function startGateway(): Promise<Target> {
       user: grant,
       password: token,
       database: "bench-pg",
-      rss: () => process.memoryUsage().rss,
+      // The gateway shares this process: collect first, or garbage from the pgbench rounds hides the sessions.
+      rss: heapAndBuffers,
       async stop() {
         await call(`/v1/grants/${grant}/revoke`, user, { reason: "benchmark done" }).catch(() => undefined);
         await app.stop();
@@ -143,6 +145,13 @@ export async function startGateway(): Promise<Target> {
     rmSync(directory, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** Heap and buffers after a collection, not RSS: freed pages of earlier rounds leave RSS at the allocator's whim. */
+function heapAndBuffers(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.external;
 }
 
 async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -385,7 +394,9 @@ export async function runGatewayBenchmarks(): Promise<void> {
     name: "direct",
     ...PG,
     database: DATABASE,
-    rss: () => Number.NaN,
+    // The benchmark's own clients live in this process: measured against direct, they are the
+    // baseline taken off the gateway's in-process figure.
+    rss: heapAndBuffers,
     async stop() {},
   };
   const targets: Target[] = [direct, await startPgBouncer()];
@@ -451,15 +462,19 @@ export async function runGatewayBenchmarks(): Promise<void> {
       );
     }
 
+    const collected = typeof (globalThis as { gc?: unknown }).gc === "function";
     console.log(
-      `\nmemory per open session (${IDLE_SESSIONS} idle sessions, resident memory of the carrying process):`,
+      `\nmemory per open session (${IDLE_SESSIONS} idle sessions, resident memory of PgBouncer, heap and buffers of the gateway${collected ? ", after a collection" : "; node --expose-gc gives a steadier gateway figure"}):`,
     );
+    const clientSide = await memoryPerSession(direct).catch(() => Number.NaN);
     for (const target of targets.slice(1)) {
       const bytes = await memoryPerSession(target).catch((error: Error) => {
         console.log(`${target.name.padEnd(12)} could not open ${IDLE_SESSIONS} sessions: ${error.message}`);
         return Number.NaN;
       });
-      if (Number.isFinite(bytes)) console.log(`${target.name.padEnd(12)} ${fixed(bytes / 1024, 1)} KiB`);
+      // The gateway's figure holds the benchmark's own clients too (same process): take them off.
+      const net = target.name === "gateway" ? bytes - clientSide : bytes;
+      if (Number.isFinite(net)) console.log(`${target.name.padEnd(12)} ${fixed(net / 1024, 1)} KiB`);
     }
   } finally {
     for (const target of targets) await target.stop();
