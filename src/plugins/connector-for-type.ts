@@ -11,7 +11,7 @@ export function connectorForType<Type extends ResourceType>(
   connector: CredentialConnector<Type>,
 ): CredentialConnector {
   const type = connector.kind;
-  const { checkTarget } = connector;
+  const { checkTarget, usage } = connector;
   return {
     kind: type,
     get available() {
@@ -33,6 +33,15 @@ export function connectorForType<Type extends ResourceType>(
             resourceName: string,
             resource: Parameters<CredentialConnector["listManaged"]>[1],
           ) => checkTarget.call(connector, resourceName, resourceOfType(resource, type)),
+        }
+      : {}),
+    ...(usage
+      ? {
+          usage: async (
+            resourceName: string,
+            resource: Parameters<CredentialConnector["listManaged"]>[1],
+            externalId: string,
+          ) => usage.call(connector, resourceName, resourceOfType(resource, type), externalId),
         }
       : {}),
     close: () => connector.close(),
