@@ -49,6 +49,9 @@ interface Target {
 }
 
 /** The connection fields a user needs, from the resource's address or else the admin URL (never its credentials). */
+/** SQLSTATE of CREATE ROLE for a name that exists. */
+const DUPLICATE_OBJECT = "42710";
+
 function endpointOf(url: URL, resource: PostgresResource) {
   const [host, port] = resource.address
     ? [resource.address.replace(/:(\d+)$/, ""), Number(/:(\d+)$/.exec(resource.address)?.[1])]
@@ -221,20 +224,31 @@ END $fb$`);
         // A grant that could never be closed again is not opened (activation checks this first too).
         const problem = await reassignProblem(client, context.resourceName, context.resource);
         if (problem) throw new FirebreakError("RESOURCE_MISCONFIGURED", problem);
-        // Issuing again for the same grant (after a crash) starts from a clean slate.
-        await closeRole(client, role, context.resourceName, context.resource);
-        await client.query("BEGIN");
+        // One round trip (the simple protocol runs the statements in order, every value a quoted
+        // literal or identifier): the role and its comment commit together or not at all.
+        const create = [
+          "BEGIN",
+          `CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD ${pg.escapeLiteral(scramVerifier(password))} VALID UNTIL ${pg.escapeLiteral(validUntil)} IN ROLE ${memberOf.map((r) => pg.escapeIdentifier(r)).join(", ")}`,
+          `COMMENT ON ROLE ${pg.escapeIdentifier(role)} IS ${pg.escapeLiteral(`firebreak grant ${context.grantId} for ${context.user}`)}`,
+          "COMMIT",
+        ].join(";\n");
+        const createRole = async () => {
+          try {
+            await client.query(create);
+          } catch (error) {
+            await client.query("ROLLBACK").catch(() => {});
+            throw error;
+          }
+        };
         try {
-          await client.query(
-            `CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD ${pg.escapeLiteral(scramVerifier(password))} VALID UNTIL ${pg.escapeLiteral(validUntil)} IN ROLE ${memberOf.map((r) => pg.escapeIdentifier(r)).join(", ")}`,
-          );
-          await client.query(
-            `COMMENT ON ROLE ${pg.escapeIdentifier(role)} IS ${pg.escapeLiteral(`firebreak grant ${context.grantId} for ${context.user}`)}`,
-          );
-          await client.query("COMMIT");
+          await createRole();
         } catch (error) {
-          await client.query("ROLLBACK").catch(() => {});
-          throw error;
+          if ((error as { code?: string }).code !== DUPLICATE_OBJECT) throw error;
+          // Issuing again for the same grant (after a crash) starts from a clean slate: the old
+          // login (its password, its sessions) is closed first. Only then, so a first issue costs
+          // one round trip.
+          await closeRole(client, role, context.resourceName, context.resource);
+          await createRole();
         }
       });
       const endpoint = target(context.resourceName, context.resource);
@@ -290,17 +304,6 @@ END $fb$`);
     async close() {
       const pools = [...targets.values()].map((t) => t.pool.end().catch(() => {}));
       targets.clear();
-    async usage(resourceName: string, resource: PostgresResource, externalId: string) {
-      // PostgreSQL counts no logins per role; only live sessions can be seen (log_connections aside).
-      return withClient(resourceName, resource, "look up the role's sessions", async (client) => {
-        const live = await client.query<{ n: string }>(
-          "select count(*) as n from pg_stat_activity where usename = $1",
-          [externalId],
-        );
-        return { liveSessions: Number(live.rows[0]?.n ?? 0), connections: null };
-      });
-    },
-
       await Promise.all(pools);
     },
   });
