@@ -13,7 +13,8 @@ import { FirebreakError } from "../errors.js";
  * - API paths (`/v1/…`, `/openapi.json`, health and metrics) never fall back to the page: an unknown
  *   one is the API's own NOT_FOUND error.
  * - The page runs under a strict Content-Security-Policy with no external origin: scripts, styles,
- *   images and connections come from this server only, nothing inline, no eval.
+ *   images and connections come from this server only, nothing inline, no eval (WebAssembly may be
+ *   compiled, for the terminal player: `'wasm-unsafe-eval'` allows nothing else).
  * - Hashed files under /assets/ are cached for a year; index.html is revalidated on every load.
  *   Files precompressed at build time (`.br`, `.gz`) are sent when the browser accepts them.
  */
@@ -29,7 +30,9 @@ export const DEFAULT_CONSOLE_ROOT = resolve(
 
 export const CONSOLE_CSP = [
   "default-src 'none'",
-  "script-src 'self'",
+  // WebAssembly compilation only (not JS eval): asciinema-player's terminal emulator is WASM,
+  // bundled with the console (SSH session playback, src/gateway/ssh/NOTES.md).
+  "script-src 'self' 'wasm-unsafe-eval'",
   "style-src 'self'",
   "img-src 'self'",
   "font-src 'self'",

@@ -4,6 +4,7 @@ import { useSignedIn } from "../auth/session";
 import { useLiveUpdates } from "../lib/live";
 import { formatDateTime } from "../lib/time";
 import { Empty, ErrorNotice } from "./common";
+import { SshPlayer } from "./SshPlayer";
 import { UserText } from "./UserText";
 
 /**
@@ -109,6 +110,9 @@ function SessionTranscript({
         </table>
       ) : session.protocol === "postgres" ? (
         <Empty>No statement recorded.</Empty>
+      ) : null}
+      {session.protocol === "ssh" && others.some((record) => record.kind === "shell") ? (
+        <SshPlayer sessionId={session.id} />
       ) : null}
       {others.length > 0 && session.protocol !== "postgres" ? (
         <p className="muted">{others.length} recorded event(s) of this session (see `firebreak sessions`).</p>
