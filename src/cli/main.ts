@@ -217,6 +217,10 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
+    // Help and version are printed already; the failure report (and what it loads) is not needed.
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help")
+      return 0;
     return (await import("./exit.js")).reportFailure(error, json);
   }
 }
