@@ -256,7 +256,7 @@ flows:
     expect(
       errorsOf(loadConfigText("version: 1\nzones: { db: {}, constructor: {} }\n__proto__: 1\n", "f.yaml")),
     ).toEqual([
-      "f.yaml:3:1: __proto__: unknown key; expected one of: version, administrators, auditors, agents, directory, zones, flows, resources, standing, breakGlass, identity, server, signals, notify, audit",
+      "f.yaml:3:1: __proto__: unknown key; expected one of: version, administrators, auditors, agents, directory, zones, flows, resources, standing, breakGlass, identity, server, signals, gateway, emergency, drills, notify, audit",
     ]);
     // Keys longer than YAML allows for an implicit key stop at the parser, with a position too.
     expect(
