@@ -1,8 +1,13 @@
 import { type AuditEventInput, appendAuditEvent } from "../audit/audit.repo.js";
 import type { AuditEvent } from "../audit/chain.js";
+import { FirebreakError } from "../errors.js";
 import type { Clock } from "../shared/clock.js";
 import type { EventBus } from "../shared/events.js";
+import { isRetryableConflict, uniqueViolation } from "./conflicts.js";
 import type { Db, Tx } from "./types.js";
+
+/** Attempts of a transaction the database rolled back for a serialization failure or deadlock. */
+const RETRIES = 3;
 
 export interface UnitOfWork {
   tx: Tx;
@@ -21,6 +26,23 @@ export interface UnitOfWork {
  */
 export function createTransactionRunner(deps: { db: Db; clock: Clock; bus: EventBus }) {
   return async function inTransaction<T>(work: (unit: UnitOfWork) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await once(work);
+      } catch (error) {
+        // Rolled back whole by the database so another could commit: safe to run again.
+        if (isRetryableConflict(error) && attempt < RETRIES) continue;
+        if (isRetryableConflict(error))
+          throw new FirebreakError("CONFLICT", "the change collided with concurrent changes; try again");
+        // A unique key another transaction took first: the work did not name a refusal of its own.
+        if (uniqueViolation(error))
+          throw new FirebreakError("CONFLICT", "a concurrent change took the same key first; try again");
+        throw error;
+      }
+    }
+  };
+
+  async function once<T>(work: (unit: UnitOfWork) => Promise<T>): Promise<T> {
     const appended: AuditEvent[] = [];
     const now = deps.clock.now();
     const result = await deps.db.transaction().execute(async (tx) => {
@@ -38,6 +60,6 @@ export function createTransactionRunner(deps: { db: Db; clock: Clock; bus: Event
     });
     deps.bus.publish(appended);
     return result;
-  };
+  }
 }
 export type InTransaction = ReturnType<typeof createTransactionRunner>;

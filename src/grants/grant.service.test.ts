@@ -413,6 +413,54 @@ describe.each(DIALECTS)("grant lifecycle on %s", (dialect) => {
     }
   });
 
+  it("activates the same approved request on two processes at once: one grant, the other refused 409", async () => {
+    const two = secondProcess();
+    for (let round = 0; round < 3; round++) {
+      const request = await one.requests.create(
+        alice,
+        { zone: "vault", role: "admin", reason: REASON },
+        null,
+      );
+      await one.requests.approve(carol, request.id, null);
+      const loads = [one.requests.load, two.requests.load] as const;
+      if (dialect === "postgres") {
+        // Both transactions read the approved request (and find no active grant) before either
+        // inserts: the unique active key is what decides. SQLite runs one transaction at a time.
+        let arrived = 0;
+        let release!: () => void;
+        const together = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        for (const process of [one, two]) {
+          const load = process.requests.load;
+          process.requests.load = async (...args) => {
+            const loaded = await load(...args);
+            if (++arrived === 2) release();
+            await together;
+            return loaded;
+          };
+        }
+      }
+      const outcomes = await Promise.allSettled([
+        one.grants.activate(alice, request.id, []),
+        two.grants.activate(alice, request.id, []),
+      ]);
+      const made = outcomes.flatMap((o) => (o.status === "fulfilled" ? [o.value] : []));
+      const refused = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason] : []));
+      expect(made).toHaveLength(1);
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toBeInstanceOf(FirebreakError);
+      expect((refused[0] as FirebreakError).status).toBe(409);
+      expect(["DUPLICATE_GRANT", "INVALID_STATE"]).toContain((refused[0] as FirebreakError).code);
+      expect(
+        (await events(one.db, "grant.activated")).filter((e) => e.context.request === request.id),
+      ).toHaveLength(1);
+      [one.requests.load, two.requests.load] = loads;
+      await one.grants.revoke(alice, made[0]?.id ?? "", "done with it");
+      clock.advance(MINUTE);
+    }
+  });
+
   it("retries a revocation the target did not take with backoff, alerting each time, until verified", async () => {
     const grant = await activeGrant(one);
     one.target.behaviour.keepsLogin = true;

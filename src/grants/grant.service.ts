@@ -1,4 +1,5 @@
 import type { FirebreakConfig } from "../config/schema.js";
+import { violatesKey } from "../db/conflicts.js";
 import type { InTransaction } from "../db/transaction.js";
 import type { Db, GrantState, ReviewState, Tx } from "../db/types.js";
 import { assert, FirebreakError } from "../errors.js";
@@ -391,7 +392,20 @@ export function createGrantService(deps: {
           reviewedAt: null,
           reviewAlertedAt: null,
         };
-        await insertGrant(unit.tx, grant);
+        try {
+          await insertGrant(unit.tx, grant);
+        } catch (error) {
+          // Another activation (this request on another replica, or another of the user's) took
+          // the active key between the check above and this insert.
+          if (violatesKey(error, "request_id"))
+            throw new FirebreakError("INVALID_STATE", "the request was activated by a concurrent call");
+          if (violatesKey(error, "active_key"))
+            throw new FirebreakError(
+              "DUPLICATE_GRANT",
+              `${request.requester} already has an active grant of '${request.role}' in ${request.zone}`,
+            );
+          throw error;
+        }
         const moved = await transitionRequest(unit.tx, requestId, ["approved"], "active", unit.now, {
           lapsesAt: null,
         });
