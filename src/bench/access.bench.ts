@@ -143,7 +143,9 @@ export async function runTimeToAccessBenchmarks(): Promise<void> {
       });
       const json = (await response.json()) as Record<string, unknown> & { error?: { code: string } };
       if (!response.ok)
-        throw new Error(`${method} ${path}: ${response.status} ${json.error?.code} ${JSON.stringify(json.error)}`);
+        throw new Error(
+          `${method} ${path}: ${response.status} ${json.error?.code} ${JSON.stringify(json.error)}`,
+        );
       return json;
     };
     const adminToken = admin?.token ?? "";
