@@ -76,8 +76,9 @@ export function createExpiryScheduler(deps: {
     });
     acted += (await deps.grants.retryDueRevocations(now, BATCH)).length;
     for (const grant of await listOverdueReviews(deps.db, now, BATCH)) {
-      await deps.inTransaction(async (unit) => {
-        await markReviewAlerted(unit.tx, grant.id, unit.now);
+      const claimed = await deps.inTransaction(async (unit) => {
+        // Another replica's pass may have alerted it since this one listed it.
+        if (!(await markReviewAlerted(unit.tx, grant.id, unit.now))) return false;
         await unit.audit({
           type: "alert.raised",
           actor: "system:scheduler",
@@ -93,8 +94,9 @@ export function createExpiryScheduler(deps: {
             blocksNextRequest: grant.reviewBlock,
           },
         });
+        return true;
       });
-      acted++;
+      if (claimed) acted++;
     }
     return acted;
   }

@@ -246,8 +246,15 @@ export async function recordReview(
   return Number(result.numUpdatedRows) === 1;
 }
 
-export async function markReviewAlerted(db: Executor, id: string, now: number): Promise<void> {
-  await db.updateTable("grants").set({ review_alerted_at: now }).where("id", "=", id).execute();
+/** Claims an overdue review's alert: false when another replica's pass took it first. */
+export async function markReviewAlerted(db: Executor, id: string, now: number): Promise<boolean> {
+  const result = await db
+    .updateTable("grants")
+    .set({ review_alerted_at: now })
+    .where("id", "=", id)
+    .where("review_alerted_at", "is", null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
 }
 
 export interface GrantFilter {
@@ -507,4 +514,15 @@ export function listSealedSecrets(db: Executor): Promise<{ id: string; secretEnc
 /** Replaces an effect's sealed secret with the same secret sealed under another key. */
 export async function resealSecret(db: Executor, id: string, secretEnc: string): Promise<void> {
   await db.updateTable("grant_effects").set({ secret_enc: secretEnc }).where("id", "=", id).execute();
+}
+
+/** The grants with these ids (any state), for a replica re-deriving what changed (src/replicas/). */
+export async function findGrantsByIds(db: Executor, ids: readonly string[]): Promise<GrantRecord[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .selectFrom("grants")
+    .selectAll()
+    .where("id", "in", [...ids])
+    .execute();
+  return rows.map(toRecord);
 }

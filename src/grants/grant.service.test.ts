@@ -271,6 +271,32 @@ async function holdRows(url: string, grantId: string) {
   };
 }
 
+/** Locks one row from a connection of its own until `count` transactions wait on it. */
+async function holdRow(url: string, table: "requests" | "grants", id: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query("BEGIN");
+  await client.query(`SELECT id FROM ${table} WHERE id = $1 FOR UPDATE`, [id]);
+  return {
+    async releaseWhenWaiting(count: number) {
+      try {
+        for (let polls = 0; ; polls++) {
+          await client.query("SELECT pg_stat_clear_snapshot()");
+          const { rows } = await client.query<{ waiting: number }>(
+            "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+          );
+          if ((rows[0]?.waiting ?? 0) >= count) break;
+          if (polls > 500) throw new Error(`only ${rows[0]?.waiting} transactions reached the row`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await client.query("COMMIT");
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
 /** Each effect's state by connector: the order of a grant's effects is not defined. */
 async function statesOf(db: Db, grantId: string): Promise<Record<string, string>> {
   return Object.fromEntries((await listEffects(db, grantId)).map((e) => [e.connector, e.state]));
@@ -459,6 +485,40 @@ describe.each(DIALECTS)("grant lifecycle on %s", (dialect) => {
       await one.grants.revoke(alice, made[0]?.id ?? "", "done with it");
       clock.advance(MINUTE);
     }
+  });
+
+  it("reminds approvers and alerts an overdue review once when two schedulers' passes find them due", async () => {
+    const two = secondProcess();
+    const passes = async (table: "requests" | "grants", id: string) => {
+      // On PostgreSQL both passes read the due row before either claims it: the row is held until
+      // both wait on it. SQLite runs one transaction at a time, so the race is the order.
+      const hold = dialect === "postgres" ? await holdRow((database as TestDatabase).url, table, id) : null;
+      const both = Promise.all([one.scheduler.runDue(), two.scheduler.runDue()]);
+      await hold?.releaseWhenWaiting(2);
+      return both;
+    };
+    const request = await one.requests.create(alice, { zone: "vault", role: "admin", reason: REASON }, null);
+    const row = await one.db
+      .selectFrom("requests")
+      .select("remind_at")
+      .where("id", "=", request.id)
+      .executeTakeFirst();
+    expect(row?.remind_at).toBeGreaterThan(clock.now());
+    clock.set(row?.remind_at ?? 0);
+    await passes("requests", request.id);
+    expect((await events(one.db, "request.reminder")).filter((e) => e.subject === request.id)).toHaveLength(
+      1,
+    );
+
+    await one.requests.approve(carol, request.id, null);
+    const grant = await one.grants.activate(alice, request.id, []);
+    await one.grants.revoke(alice, grant.id, "done with it");
+    clock.set((await findGrant(one.db, grant.id))?.reviewDueAt ?? 0);
+    await passes("grants", grant.id);
+    const alerts = (await events(one.db, "alert.raised")).filter(
+      (e) => e.context.alert === "review-overdue" && e.subject === grant.id,
+    );
+    expect(alerts).toHaveLength(1);
   });
 
   it("retries a revocation the target did not take with backoff, alerting each time, until verified", async () => {

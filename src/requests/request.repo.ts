@@ -242,7 +242,7 @@ export function reminderTime(createdAt: number, lapsesAt: number): number {
   return lapsesAt - Math.min(5 * 60_000, Math.floor((lapsesAt - createdAt) * 0.2));
 }
 
-/** Pending requests whose reminder time has come; each is taken once. */
+/** Pending requests whose reminder time has come; each is taken once, by one replica. */
 export async function takeReminders(db: Executor, now: number, limit: number): Promise<RequestRecord[]> {
   const rows = await db
     .selectFrom("requests")
@@ -251,16 +251,19 @@ export async function takeReminders(db: Executor, now: number, limit: number): P
     .orderBy("remind_at")
     .limit(limit)
     .execute();
-  if (rows.length > 0) {
-    await db
-      .updateTable("requests")
-      .set({ remind_at: null })
-      .where(
-        "id",
-        "in",
-        rows.map((r) => r.id),
-      )
-      .execute();
-  }
-  return rows.filter((r) => r.state === "pending").map(toRecord);
+  if (rows.length === 0) return [];
+  // The claim: only the rows this update still finds due are ours. A replica whose pass read the
+  // same rows waits on them and then finds their reminder taken (PostgreSQL re-checks the WHERE).
+  const taken = await db
+    .updateTable("requests")
+    .set({ remind_at: null })
+    .where(
+      "id",
+      "in",
+      rows.map((r) => r.id),
+    )
+    .where("remind_at", "<=", now)
+    .returningAll()
+    .execute();
+  return taken.filter((r) => r.state === "pending").map(toRecord);
 }
