@@ -24,14 +24,14 @@ import { createDecisionService } from "../decisions/decision.service.js";
 import { createDrillRoutes } from "../drills/drill.routes.js";
 import { createDrillService } from "../drills/drill.service.js";
 import { isFirebreakError } from "../errors.js";
-import { createEmergencyRoutes } from "../emergency/emergency.routes.js";
-import { createEmergencyService } from "../emergency/emergency.service.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
 import { createGatewayCredentials, usesGateway } from "../gateway/credentials.js";
 import { createSessionRoutes } from "../gateway/session.routes.js";
 import { createGatewaySessions, createSessionHolder } from "../gateway/session.service.js";
 import { createSessionViews } from "../gateway/session-views.service.js";
+import { createEmergencyRoutes } from "../emergency/emergency.routes.js";
+import { createEmergencyService } from "../emergency/emergency.service.js";
 import { createEffectRunner } from "../grants/effects.js";
 import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
 import { listActiveGrants } from "../grants/grant.repo.js";
@@ -95,6 +95,8 @@ export interface AppOptions {
 const quietLog = { info() {}, error() {} };
 /** How often the reconciler looks for stale privilege on the targets. */
 const RECONCILE_INTERVAL_MS = 60_000;
+/** How often emergency kits are checked for rotation (a kit is rotated well before its end). */
+const EMERGENCY_INTERVAL_MS = 60_000;
 /** How often refused-signal summaries are written and expired signal receipts forgotten. */
 const SIGNAL_UPKEEP_INTERVAL_MS = 10_000;
 /** How often the chain's head is signed when `audit.checkpoint.interval` is not set. */
@@ -103,8 +105,6 @@ const CHECKPOINT_INTERVAL_MS = 5 * 60_000;
 const DRILL_INTERVAL_MS = 30_000;
 /** How long shutdown waits for the sinks to take the final checkpoint. */
 const SHUTDOWN_FLUSH_MS = 5_000;
-/** How often emergency kits are checked for rotation (a kit is rotated well before its end). */
-const EMERGENCY_INTERVAL_MS = 60_000;
 
 /**
  * The composition root: the one place that calls the factories and wires them together.
@@ -246,7 +246,6 @@ export async function createApp(options: AppOptions) {
     sourceZoneOf: (address) => current().sourceZoneOf(address),
     secret: (ref) => resolveSecret(ref as never, env),
     log,
-    ssh: { keys: connectorDeps.keys, connector: ssh },
   });
   scheduler = createExpiryScheduler({
     db,
@@ -394,6 +393,16 @@ export async function createApp(options: AppOptions) {
     sshKeyPair: () => generateEd25519KeyPair("firebreak-drill"),
   });
   let drillTimer: NodeJS.Timeout | null = null;
+  // Sealed emergency kits (src/emergency/NOTES.md): made, rotated before their end and at start.
+  const emergency = createEmergencyService({
+    db,
+    inTransaction,
+    clock,
+    config: () => current().config,
+    connectors,
+    signingKey: () => signingKey.current(),
+  });
+  let emergencyTimer: NodeJS.Timeout | null = null;
   let reconcileTimer: NodeJS.Timeout | null = null;
   let signalUpkeepTimer: NodeJS.Timeout | null = null;
   const notifier = createNotifier({
@@ -427,16 +436,6 @@ export async function createApp(options: AppOptions) {
     ...createDrillRoutes({ drills }),
     ...createSshRoutes({ hosts: createSshHostService({ ssh, current }) }),
     ...createSegmentationRoutes({
-  // Sealed emergency kits (src/emergency/NOTES.md): made, rotated before their end and at start.
-  const emergency = createEmergencyService({
-    db,
-    inTransaction,
-    clock,
-    config: () => current().config,
-    connectors,
-    signingKey: () => signingKey.current(),
-  });
-  let emergencyTimer: NodeJS.Timeout | null = null;
       clock,
       config: () => current().config,
       policy: () => current().policy,
@@ -468,6 +467,7 @@ export async function createApp(options: AppOptions) {
       checkpointer,
       signingKey: () => signingKey.current(),
     }),
+    ...createEmergencyRoutes({ emergency }),
     ...createMetricsRoutes({
       metrics,
       token: () => {
@@ -509,6 +509,7 @@ export async function createApp(options: AppOptions) {
       metrics,
       gatewaySessions,
       heldSessions,
+      emergency,
       drills,
       gateways,
     },
@@ -531,7 +532,12 @@ export async function createApp(options: AppOptions) {
       const gatewayAddresses = await gateways.start();
       await reconcile();
       await checkTargets();
-    ...createEmergencyRoutes({ emergency }),
+      // Every start may follow downtime in which a kit was opened: rotate them all (README).
+      await emergency.afterDowntime().catch(logError("emergency kits could not be rotated at start"));
+      emergencyTimer = setInterval(() => {
+        emergency.rotateDue().catch(logError("emergency kits could not be rotated"));
+      }, EMERGENCY_INTERVAL_MS);
+      emergencyTimer.unref();
       reconcileTimer = setInterval(() => {
         reconcile().catch(() => {});
       }, RECONCILE_INTERVAL_MS);
@@ -555,6 +561,7 @@ export async function createApp(options: AppOptions) {
     async stop() {
       ready = false;
       if (reconcileTimer) clearInterval(reconcileTimer);
+      if (emergencyTimer) clearInterval(emergencyTimer);
       if (signalUpkeepTimer) clearInterval(signalUpkeepTimer);
       if (drillTimer) clearInterval(drillTimer);
       // Live streams never end on their own; the server could not close while one is open.
@@ -573,15 +580,7 @@ export async function createApp(options: AppOptions) {
       metrics.close();
       await Promise.all(Object.values(connectors).map((c) => c.close()));
       await handle.close();
-      emergency,
     },
   };
 }
 export type App = Awaited<ReturnType<typeof createApp>>;
-      // Every start may follow downtime in which a kit was opened: rotate them all (README).
-      await emergency.afterDowntime().catch(logError("emergency kits could not be rotated at start"));
-      emergencyTimer = setInterval(() => {
-        emergency.rotateDue().catch(logError("emergency kits could not be rotated"));
-      }, EMERGENCY_INTERVAL_MS);
-      emergencyTimer.unref();
-      if (emergencyTimer) clearInterval(emergencyTimer);
