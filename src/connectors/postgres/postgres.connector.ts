@@ -290,6 +290,17 @@ END $fb$`);
       return problem ? [problem] : [];
     },
 
+    async usage(resourceName: string, resource: PostgresResource, externalId: string) {
+      // PostgreSQL counts no logins per role; only live sessions can be seen (log_connections aside).
+      return withClient(resourceName, resource, "look up the role's sessions", async (client) => {
+        const live = await client.query<{ n: string }>(
+          "select count(*) as n from pg_stat_activity where usename = $1",
+          [externalId],
+        );
+        return { liveSessions: Number(live.rows[0]?.n ?? 0), connections: null };
+      });
+    },
+
     async listManaged(resourceName: string, resource: PostgresResource) {
       return withClient(resourceName, resource, "list login roles", async (client) => {
         const prefix = (resource.namePrefix ?? DEFAULT_PREFIX).replace(/_/g, "\\_");
