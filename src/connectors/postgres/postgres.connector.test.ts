@@ -297,6 +297,37 @@ describe("postgres connector (real PostgreSQL)", () => {
     });
   });
 
+  it("counts a login that is already gone as revoked, also when two replicas revoke it at once", async () => {
+    const id = grantId();
+    const issued = await connector.issue({
+      grantId: id,
+      user: "erin",
+      zone: "payments-db",
+      resourceName: "payments-pg",
+      resource: resource(),
+      role: "read",
+      ...window(60_000),
+      sourceZone: null,
+      sourceCidrs: [],
+      clientAddress: null,
+      publicKey: null,
+    });
+    const revoke = {
+      grantId: id,
+      user: "erin",
+      resourceName: "payments-pg",
+      resource: resource(),
+      externalId: issued.externalId,
+      detail: {},
+    };
+    const outcomes = await Promise.allSettled([connector.revoke(revoke), connector.revoke(revoke)]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled"]);
+    expect(await roles()).not.toContain(issued.externalId);
+    // Again, when nothing is left on the target: still revoked, and verified.
+    await connector.revoke(revoke);
+    expect(await connector.verifyRevoked(revoke)).toBe(true);
+  });
+
   it("quotes hostile target role names: the attempt fails and the role list is unchanged", async () => {
     const before = await roles();
     for (const hostile of [

@@ -190,6 +190,9 @@ export function createPostgresConnector(deps: ConnectorDeps): CredentialConnecto
   END IF;
 END $fb$`);
     } catch (error) {
+      // Another replica's revoke dropped the role between the check and this drop (undefined_object):
+      // the target lacks the account, which is what a revoke wants (verifyRevoked confirms it).
+      if ((error as { code?: unknown }).code === "42704") return;
       // The login is NOLOGIN already (committed first); say why the rest fails, for the alert.
       const problem = reassign
         ? await reassignProblem(client, resourceName, resource).catch(() => null)
