@@ -7,6 +7,7 @@ import { AccountPage } from "./pages/Account";
 import { ApprovalsPage } from "./pages/Approvals";
 import { AuditPage } from "./pages/Audit";
 import { GrantDetailPage, RequestDetailPage } from "./pages/Details";
+import { DrillsPage } from "./pages/Drills";
 import { MapPage } from "./pages/MapPage";
 import { MyAccessPage } from "./pages/MyAccess";
 import { NewRequestPage } from "./pages/NewRequest";
@@ -23,6 +24,7 @@ function page(path: string): ReactNode {
   if (path === "/my") return <MyAccessPage />;
   if (path === "/approvals") return <ApprovalsPage />;
   if (path === "/reviews") return <ReviewsPage />;
+  if (path === "/drills") return <DrillsPage />;
   if (path === "/audit") return <AuditPage />;
   if (path === "/account") return <AccountPage />;
   const request = /^\/requests\/([^/]+)$/.exec(path)?.[1];

@@ -6,6 +6,7 @@
 
 import type { AuditEventView, VerifyReply } from "../../../src/api/audit.schema.js";
 import type { Decision, Explanation, PolicyRequirements, Reason } from "../../../src/api/decisions.schema.js";
+import type { DrillStatusView } from "../../../src/api/drills.schema.js";
 import type { CredentialView, GrantView } from "../../../src/api/grants.schema.js";
 import type { RequestView } from "../../../src/api/requests.schema.js";
 import type {
@@ -20,6 +21,7 @@ export type {
   BlastRadiusChanges,
   CredentialView,
   Decision,
+  DrillStatusView,
   Explanation,
   GrantView,
   PolicyRequirements,

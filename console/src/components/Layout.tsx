@@ -59,6 +59,7 @@ export function Layout({ children }: { children: ReactNode }) {
     { href: "/reviews", label: "Reviews", count: counts.reviews },
   ];
   if (principal.isAdmin || principal.isAuditor) items.push({ href: "/audit", label: "Audit" });
+  items.push({ href: "/drills", label: "Drills" });
   const current = (item: NavItem) =>
     path === item.href ||
     (item.href !== "/requests/new" && path.startsWith(`${item.href}/`)) ||
