@@ -4,7 +4,12 @@ import { z } from "zod";
 
 export const healthReply = z.object({ status: z.literal("ok") });
 
-export const readyReply = z.object({ status: z.enum(["ready", "starting"]), database: z.literal("ok") });
+export const readyReply = z.object({
+  /** `not-current`: this replica cannot confirm it has applied every committed change (`reason` says why). */
+  status: z.enum(["ready", "starting", "not-current"]),
+  database: z.literal("ok"),
+  reason: z.string().optional(),
+});
 
 const namedChanges = z.object({
   added: z.array(z.string()),

@@ -24,7 +24,8 @@ export interface StreamFollower {
 
 export interface EventStreamDeps {
   audit: Pick<AuditService, "list">;
-  bus: EventBus;
+  /** Committed events to follow: the process's bus, or the change feed of every replica (src/replicas/). */
+  bus: Pick<EventBus, "subscribe">;
   visible: (viewer: Principal, event: AuditEvent) => Promise<boolean>;
   recheckMs?: number;
 }

@@ -1,4 +1,5 @@
 import { FirebreakError, isFirebreakError } from "../errors.js";
+import { holdServeLock } from "../replicas/single-process.js";
 import { createApp } from "../server/app.js";
 
 /** `host:port`, `:port` (all interfaces) or `[v6]:port`. */
@@ -34,6 +35,9 @@ export async function runServe(options: {
     info: (m: string, f?: Record<string, unknown>) => logLine("info", m, f),
     error: (m: string, f?: Record<string, unknown>) => logLine("error", m, f),
   };
+  // SQLite serves from one process: a second serve on the same file is refused, never diverges.
+  const postgres = /^postgres(ql)?:\/\//.test(options.db);
+  const lock = postgres ? null : holdServeLock(options.db.replace(/^sqlite:/, ""));
   const app = await createApp({
     configPath: options.config,
     databaseUrl: options.db,
@@ -75,4 +79,5 @@ export async function runServe(options: {
   });
   log.info("stopping");
   await app.stop();
+  lock?.release();
 }

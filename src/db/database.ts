@@ -21,9 +21,10 @@ import * as signalReplay from "./migrations/2026-12-03T02-00-signal-replay.js";
 import * as inputLimits from "./migrations/2026-12-03T04-00-input-limits.js";
 import * as userNameCase from "./migrations/2026-12-03T04-10-user-name-case.js";
 import * as gatewaySessions from "./migrations/2026-12-03T06-00-gateway-sessions.js";
+import * as replicas from "./migrations/2026-12-03T07-00-replicas.js";
 import * as drills from "./migrations/2026-12-03T09-00-drills.js";
-import type { Database, Db } from "./types.js";
 import * as emergencyKits from "./migrations/2026-12-03T11-00-emergency-kits.js";
+import type { Database, Db } from "./types.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -47,8 +48,9 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-03T04-00-input-limits": inputLimits,
   "2026-12-03T04-10-user-name-case": userNameCase,
   "2026-12-03T06-00-gateway-sessions": gatewaySessions,
-  "2026-12-03T09-00-drills": drills,
   "2026-12-03T11-00-emergency-kits": emergencyKits,
+  "2026-12-03T07-00-replicas": replicas,
+  "2026-12-03T09-00-drills": drills,
 };
 
 const migrationProvider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { createAnchorKeeper } from "../audit/anchor.js";
+import { readHead } from "../audit/audit.repo.js";
 import { createAuditRoutes } from "../audit/audit.routes.js";
 import { createAuditService } from "../audit/audit.service.js";
 import { createCheckpointer, createCheckpointSchedule, createSigningKeyHolder } from "../audit/checkpoint.js";
@@ -23,6 +24,8 @@ import { createDecisionRoutes } from "../decisions/decision.routes.js";
 import { createDecisionService } from "../decisions/decision.service.js";
 import { createDrillRoutes } from "../drills/drill.routes.js";
 import { createDrillService } from "../drills/drill.service.js";
+import { createEmergencyRoutes } from "../emergency/emergency.routes.js";
+import { createEmergencyService } from "../emergency/emergency.service.js";
 import { isFirebreakError } from "../errors.js";
 import { createFactorRoutes } from "../factors/factor.routes.js";
 import { createFactorService } from "../factors/factor.service.js";
@@ -30,8 +33,6 @@ import { createGatewayCredentials, usesGateway } from "../gateway/credentials.js
 import { createSessionRoutes } from "../gateway/session.routes.js";
 import { createGatewaySessions, createSessionHolder } from "../gateway/session.service.js";
 import { createSessionViews } from "../gateway/session-views.service.js";
-import { createEmergencyRoutes } from "../emergency/emergency.routes.js";
-import { createEmergencyService } from "../emergency/emergency.service.js";
 import { createEffectRunner } from "../grants/effects.js";
 import { createExpiryScheduler } from "../grants/expiry.scheduler.js";
 import { listActiveGrants } from "../grants/grant.repo.js";
@@ -52,6 +53,11 @@ import { createConnectorRegistry, sinkRegistry } from "../plugins/registry.js";
 import { createAccessHolder } from "../policy/access-holder.js";
 import { createAccessIndex } from "../policy/access-index.js";
 import { suggestedApprovers } from "../policy/visibility.js";
+import { type ChangeFeedOptions, createLocalFeed, createPostgresFeed } from "../replicas/change-feed.js";
+import { createReplicaFollower } from "../replicas/follower.js";
+import { openAuditListener } from "../replicas/replica.repo.js";
+import { createReplicaRoutes } from "../replicas/replica.routes.js";
+import { createReplicaService, denyingIndex } from "../replicas/replica.service.js";
 import { createRequestRoutes } from "../requests/request.routes.js";
 import { createRequestService } from "../requests/request.service.js";
 import { createRequestActions } from "../requests/request-actions.service.js";
@@ -86,6 +92,8 @@ export interface AppOptions {
   enforcement?: EnforcementOptions;
   /** How often an open `/v1/events` stream checks that its credential still holds (default 5 s). */
   eventStreamRecheckMs?: number;
+  /** How the change feed of several replicas on PostgreSQL confirms it is current (src/replicas/NOTES.md). */
+  replicas?: ChangeFeedOptions;
   log?: {
     info(message: string, fields?: Record<string, unknown>): void;
     error(message: string, fields?: Record<string, unknown>): void;
@@ -130,6 +138,23 @@ export async function createApp(options: AppOptions) {
       next.addGrant(grant.id, grant.user, grant.zone, grant.role, grant.endsAt, grant.resource);
     return next;
   });
+  // Every committed change, whichever replica made it (src/replicas/NOTES.md). On SQLite the bus.
+  const feed =
+    handle.dialect === "postgres"
+      ? createPostgresFeed({
+          db,
+          bus,
+          listen: (handlers) =>
+            openAuditListener({
+              url: options.databaseUrl,
+              applicationName: `firebreak-feed ${process.pid}`,
+              ...handlers,
+            }),
+          options: options.replicas,
+          log,
+        })
+      : createLocalFeed({ bus, head: async () => (await readHead(db)).seq });
+  const follower = createReplicaFollower({ db, access, feed, now: () => clock.now() });
   const runtime = await createRuntimeHolder({
     path: options.configPath,
     db,
@@ -194,7 +219,8 @@ export async function createApp(options: AppOptions) {
     db,
     clock,
     inTransaction,
-    bus,
+    // The desired state follows every replica's changes, not only this one's.
+    bus: feed,
     config: () => current().config,
     options: options.enforcement,
     log,
@@ -208,19 +234,25 @@ export async function createApp(options: AppOptions) {
   const gatewayCredentials = createGatewayCredentials({ db, box, bound: () => gateways.address() });
   const listener: GrantListener = {
     activated(grant) {
-      access.addGrant(grant.id, grant.user, grant.zone, grant.role, grant.endsAt, grant.resource);
+      follower.activated(grant);
       scheduler.poke();
     },
     closed(grant) {
-      access.removeGrant(grant.id);
-      // At once, before the targets are touched; the revocation counts what is left.
-      const why = grant.closeReason ? `${grant.state}: ${grant.closeReason}` : grant.state;
-      void heldSessions.cutGrant(grant.id, `grant ${grant.id} was ${why}`);
+      // The follower cuts the gateway sessions held here at once (below), before the targets are
+      // touched; the revocation counts what is left.
+      follower.closed(grant);
     },
     retryScheduled() {
       scheduler.poke();
     },
   };
+  // A grant ended on any replica cuts the gateway sessions this process holds for it.
+  follower.subscribe((change) => {
+    if (change.active) return;
+    const { grant } = change;
+    const why = grant.closeReason ? `${grant.state}: ${grant.closeReason}` : grant.state;
+    void heldSessions.cutGrant(grant.id, `grant ${grant.id} was ${why}`);
+  });
   const grants = createGrantService({
     db,
     clock,
@@ -246,6 +278,7 @@ export async function createApp(options: AppOptions) {
     sourceZoneOf: (address) => current().sourceZoneOf(address),
     secret: (ref) => resolveSecret(ref as never, env),
     log,
+    ssh: { keys: connectorDeps.keys, connector: ssh },
   });
   scheduler = createExpiryScheduler({
     db,
@@ -414,24 +447,54 @@ export async function createApp(options: AppOptions) {
   });
   bus.subscribe((event) => notifier.handle(event));
 
+  // The feed's cursor is the head as it is now, before the index reads the grants: a change
+  // committed in between is re-derived by the feed, never lost.
+  await feed.start();
   await access.rebuild();
+  const replicas = createReplicaService({
+    db,
+    inTransaction,
+    now: () => clock.now(),
+    feed,
+    version: VERSION,
+    configDigest: () => current().digest,
+    reload: (actor) => runtime.reload(actor),
+    log,
+  });
+  /** Why this replica cannot vouch for its live views, or null when it can. */
+  const notCurrent = (): string | null => {
+    const status = feed.status();
+    return status.current ? null : status.reason;
+  };
 
   const eventStreams = createEventStreams({
     audit,
-    bus,
+    // Live views follow every replica's commits.
+    bus: feed,
     visible: createEventVisibility({ db, config: () => current().config }),
     recheckMs: options.eventStreamRecheckMs,
   });
   let ready = false;
   const routes = [
-    ...createSystemRoutes({ databaseReachable: () => pingDatabase(db), runtime, ready: () => ready }),
+    ...createSystemRoutes({
+      databaseReachable: () => pingDatabase(db),
+      runtime,
+      ready: () => ready,
+      notCurrent,
+    }),
+    ...createReplicaRoutes({ replicas }),
     ...createUserRoutes({ users }),
     ...createIdentityRoutes({ oidc, sessions, config: () => current().config }),
     ...createRequestRoutes({ requests: requestActions }),
     ...createFactorRoutes({ factors }),
     ...createGrantRoutes({ clock, grants }),
     ...createSessionRoutes({ views: createSessionViews({ grants, sessions: gatewaySessions }) }),
-    ...createDecisionRoutes({ clock, decisions, access: () => access.current() }),
+    // A replica that cannot confirm it is current answers every access check with deny.
+    ...createDecisionRoutes({
+      clock,
+      decisions,
+      access: () => (notCurrent() === null ? access.current() : denyingIndex),
+    }),
     ...createZoneRoutes({ current, signals }),
     ...createDrillRoutes({ drills }),
     ...createSshRoutes({ hosts: createSshHostService({ ssh, current }) }),
@@ -512,6 +575,10 @@ export async function createApp(options: AppOptions) {
       emergency,
       drills,
       gateways,
+      replicas,
+      feed,
+      /** "A grant became active / ended" on any replica (gateways subscribe to cut their sessions). */
+      grantChanges: follower,
     },
     access: () => access.current(),
     /** Bootstraps the first administrator, records the configuration, finishes due work, listens. */
@@ -553,6 +620,7 @@ export async function createApp(options: AppOptions) {
       ready = true;
       let address: string | null = null;
       if (listen) address = await http.listen(listen);
+      await replicas.start(address);
       return { admin, address, gateway: gatewayAddresses };
     },
     async reload(actor: string) {
@@ -571,6 +639,7 @@ export async function createApp(options: AppOptions) {
       // Refusals counted since the last summary are recorded before the final checkpoint.
       await signals.maintain(true).catch(logError("refused signals could not be recorded"));
       await scheduler.stop();
+      await replicas.stop();
       await enforcement.stop();
       await notifier.drain();
       // The final checkpoint signs everything written, and the sinks get a few seconds to take it.
@@ -578,6 +647,7 @@ export async function createApp(options: AppOptions) {
       await auditDelivery.flush(SHUTDOWN_FLUSH_MS).catch(logError("audit sinks could not be flushed"));
       await auditDelivery.stop();
       metrics.close();
+      await feed.stop();
       await Promise.all(Object.values(connectors).map((c) => c.close()));
       await handle.close();
     },

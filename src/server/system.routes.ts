@@ -8,6 +8,8 @@ export function createSystemRoutes(deps: {
   databaseReachable: () => Promise<void>;
   runtime: RuntimeHolder;
   ready: () => boolean;
+  /** Why this replica cannot confirm it is current (src/replicas/), or null when it is. */
+  notCurrent?: () => string | null;
 }): AnyRoute[] {
   return [
     defineRoute({
@@ -28,8 +30,16 @@ export function createSystemRoutes(deps: {
       reply: readyReply,
       async handler({ reply }) {
         await deps.databaseReachable();
-        if (!deps.ready()) reply.status(503);
-        return { status: deps.ready() ? ("ready" as const) : ("starting" as const), database: "ok" as const };
+        if (!deps.ready()) {
+          reply.status(503);
+          return { status: "starting" as const, database: "ok" as const };
+        }
+        const reason = deps.notCurrent?.() ?? null;
+        if (reason !== null) {
+          reply.status(503);
+          return { status: "not-current" as const, database: "ok" as const, reason };
+        }
+        return { status: "ready" as const, database: "ok" as const };
       },
     }),
     defineRoute({
