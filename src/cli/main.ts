@@ -70,6 +70,10 @@ export const COMMANDS: readonly CommandModule[] = [
     register: async (p, c) => (await import("./commands/config.js")).registerConfigCommands(p, c),
   },
   {
+    names: ["replicas"],
+    register: async (p, c) => (await import("./commands/replicas.js")).registerReplicaCommands(p, c),
+  },
+  {
     names: ["ssh-ca"],
     register: async (p, c) => (await import("./commands/zones.js")).registerSshCaCommand(p, c),
   },
