@@ -6,7 +6,11 @@
  * and hostile input is refused without harm to a good session.
  */
 import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
@@ -21,12 +25,14 @@ import {
 } from "../support/jit.js";
 
 vi.setConfig({ testTimeout: 30_000, hookTimeout: 60_000 });
+const run = promisify(execFile);
 
 const tag = uniqueTag();
 const PREFIX = `gw${tag}_`;
 let fixture: PgFixture;
 let test: TestApp;
 let gateway: { host: string; port: number };
+let tlsDirectory = "";
 
 function config() {
   return `version: 1
@@ -63,6 +69,7 @@ gateway:
   postgres:
     listen: 127.0.0.1:0
     startupTimeout: 1s
+    tls: { cert: "file:${tlsDirectory}/gw.crt", key: "file:${tlsDirectory}/gw.key" }
     maxConnectionsPerAddress: 40
     authFailuresPerMinute: 6
 `;
@@ -127,6 +134,24 @@ async function transcript(grant: string) {
 }
 
 beforeAll(async () => {
+  tlsDirectory = await mkdtemp(join(tmpdir(), "fb-gw-tls-"));
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-keyout",
+    join(tlsDirectory, "gw.key"),
+    "-out",
+    join(tlsDirectory, "gw.crt"),
+  ]);
   fixture = await createPgFixture(tag);
   await withPgAdmin((c) => c.query(`GRANT INSERT ON ${fixture.table} TO ${fixture.reader}`));
   test = await startTestApp("sqlite", { config: config() });
@@ -139,6 +164,7 @@ afterAll(async () => {
   await test?.close();
   await dropPgAccounts(PREFIX);
   await fixture?.drop();
+  if (tlsDirectory) await rm(tlsDirectory, { recursive: true, force: true });
 });
 
 describe("the PostgreSQL gateway", () => {
@@ -313,7 +339,7 @@ describe("the PostgreSQL gateway", () => {
       "-t",
       "-v",
       "ON_ERROR_STOP=1",
-      `host=${gateway.host} port=${gateway.port} dbname=ledger-pg user=${issued.grant}`,
+      `host=${gateway.host} port=${gateway.port} dbname=ledger-pg user=${issued.grant} sslmode=require`,
     ];
     const script =
       "create temp table t (a int);\ncopy t from stdin;\n7\n8\n\\.\nselect sum(a) from t;\ncopy t to stdout;\n";
@@ -355,6 +381,16 @@ describe("the PostgreSQL gateway", () => {
       tag: "COPY 2",
       rows: 2,
     });
+    expect(statements.find((s) => String(s.text).startsWith("copy t to stdout"))).toMatchObject({
+      tag: "COPY 2",
+    });
+    // psql asked for TLS and got it; node-postgres (ssl off) was answered in the clear.
+    expect(
+      records
+        .filter((r) => r.kind === "startup")
+        .map((r) => r.payload.tls)
+        .sort(),
+    ).toEqual([false, true]);
     expect(statements.find((s) => s.text === "select pg_sleep(20)")).toMatchObject({ sqlstate: "57014" });
     await test.call("POST", `/v1/grants/${issued.grant}/revoke`, { as: "alice", body: { reason: "done" } });
   });
@@ -441,6 +477,27 @@ describe("the PostgreSQL gateway", () => {
     stream.write(bomb);
     await new Promise((r) => setTimeout(r, 300));
     expect(stream.destroyed || !stream.writable).toBe(true);
+
+    // Many connections from one address: past maxConnectionsPerAddress they are refused at once.
+    const held: net.Socket[] = [];
+    const answers: Promise<string>[] = [];
+    for (let i = 0; i < 45; i++) {
+      const socket = net.connect(gateway.port, gateway.host);
+      held.push(socket);
+      answers.push(
+        new Promise((resolve) => {
+          let text = "";
+          socket.on("data", (d) => (text += d.toString("latin1")));
+          socket.on("close", () => resolve(text));
+          socket.on("error", () => resolve(text));
+        }),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const socket of held) socket.destroy();
+    expect(
+      (await Promise.all(answers)).filter((t) => t.includes("too many connections")).length,
+    ).toBeGreaterThan(0);
 
     // Wrong tokens from one address are rate-limited.
     const codes = [];
