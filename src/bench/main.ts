@@ -4,6 +4,7 @@ import { runConnectorBenchmarks } from "./connectors.bench.js";
 import { runGatewayBenchmarks } from "./gateway.bench.js";
 import { runHttpBenchmarks } from "./http.bench.js";
 import { runPolicyBenchmarks } from "./policy.bench.js";
+import { runReplicaBenchmarks } from "./replicas.bench.js";
 import { runSegmentationBenchmarks } from "./segmentation.bench.js";
 import { runSshGatewayBenchmarks } from "./ssh-gateway.bench.js";
 
@@ -17,5 +18,6 @@ await runTimeToAccessBenchmarks();
 await runConnectorBenchmarks();
 await runSegmentationBenchmarks();
 await runAuditBenchmarks();
+await runReplicaBenchmarks();
 await runGatewayBenchmarks();
 await runSshGatewayBenchmarks();
