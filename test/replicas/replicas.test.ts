@@ -133,6 +133,10 @@ describe("three replicas on one PostgreSQL database", () => {
     ).toEqual(servers.map((s) => s.pid).sort());
     expect(listed.replicas.filter((r) => r.self).map((r) => r.pid)).toEqual([b.pid]);
     expect(listed.configMismatch).toBe(false);
+    const cli = await group.cli(["--json", "replicas"], { url: c.url, token });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect((JSON.parse(cli.stdout) as { replicas: unknown[] }).replicas.length).toBeGreaterThanOrEqual(3);
+    expect(await adminA.post<{ replicas: number }>("/v1/replicas/reload", {})).toEqual({ replicas: 3 });
 
     // A second grant, active, then C loses its notification connection and cannot get it back.
     const second = await (anaOn[0] as ApiClient).post<{ id: string }>("/v1/requests", {
