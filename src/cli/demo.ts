@@ -1,12 +1,27 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { verifyReply } from "../api/audit.schema.js";
-import { grantViewSchema, reviewsReply } from "../api/grants.schema.js";
+import { credentialReply, grantViewSchema, reviewsReply } from "../api/grants.schema.js";
 import { requestViewSchema } from "../api/requests.schema.js";
+import { sessionsReply, transcriptReply } from "../api/sessions.schema.js";
 import { incidentReply } from "../api/system.schema.js";
 import { issuedTokenReply } from "../api/users.schema.js";
 import type { Client } from "./client.js";
+import { safeText } from "./format.js";
 
 const DEMO_ZONE = "payments-db";
 const DEMO_ROLE = "admin";
+/** The demo configuration's PostgreSQL resource behind the gateway, and its role with statement rules. */
+const LEDGER_RESOURCE = "payments-ledger";
+const LEDGER_ROLE = "sql";
+/** What psql sends through the gateway: a read, a refused DROP, then a statement the expiry cuts. */
+const LEDGER_SCRIPT = [
+  "SELECT current_user AS login, current_database() AS db;",
+  "DROP TABLE payments_ledger;",
+  "SELECT pg_sleep(120);",
+].join("\n");
 
 /**
  * The 2 a.m. story against a running server loaded with examples/firebreak.yaml: an incident
@@ -104,8 +119,11 @@ export async function runDemo(options: { client: Client; json: boolean; stepDela
   say(`02:10  ${current.id}: ${current.state}; revocation ${current.revocation.status}.`);
   await pause();
 
+  await ledgerAct({ alice, say, record });
+  await pause();
+
   say(
-    `02:11  The use now waits for review by someone who neither asked nor approved (erin, security): due ${current.review.dueAt ?? "-"}.`,
+    `02:12  The use now waits for review by someone who neither asked nor approved (erin, security): due ${current.review.dueAt ?? "-"}.`,
   );
   const { reviews } = await erin.get("/v1/reviews", reviewsReply);
   record("review.pending", { reviews: reviews.map((r) => r.id) });
@@ -126,7 +144,163 @@ export async function runDemo(options: { client: Client; json: boolean; stepDela
   const verify = await admin.get("/v1/audit/verify", verifyReply);
   record("audit.verified", verify);
   say(
-    `02:12  Incident resolved. Audit chain: ${verify.ok ? "OK" : "BROKEN"}, ${verify.count} events. See them with 'firebreak audit tail'.`,
+    `02:13  Incident resolved. Audit chain: ${verify.ok ? "OK" : "BROKEN"}, ${verify.count} events. See them with 'firebreak audit tail'.`,
   );
   if (options.json) process.stdout.write(`${JSON.stringify({ steps }, null, 2)}\n`);
+}
+
+type Say = (text: string) => void;
+type RecordStep = (step: string, detail: unknown) => void;
+
+/**
+ * The gateway act (issue 12): alice asks for SQL on the payments ledger, a PostgreSQL resource
+ * reached only through the gateway, and runs psql with the gateway token her grant showed once.
+ * The transcript shows her statement, the statement rules refuse a DROP (42501), and the session is
+ * cut when the grant expires (57P01). Without a PostgreSQL server at the configured target the act
+ * says so and is skipped: the embedded fallback (PGlite) is not built.
+ */
+async function ledgerAct({ alice, say, record }: { alice: Client; say: Say; record: RecordStep }) {
+  say(
+    `02:10  alice also needs to look at the ledger itself. She asks for '${LEDGER_ROLE}' on ${LEDGER_RESOURCE} (PostgreSQL, through the gateway) for 15 seconds.`,
+  );
+  let grantId: string;
+  try {
+    const request = await alice.post(
+      "/v1/requests",
+      {
+        resource: LEDGER_RESOURCE,
+        role: LEDGER_ROLE,
+        duration: "15s",
+        reason: "read the stuck replication slot's rows in the ledger",
+        ticket: "INC-4711",
+      },
+      requestViewSchema,
+    );
+    const grant = await alice.post(`/v1/requests/${request.id}/activate`, {}, grantViewSchema);
+    if (grant.state !== "active") throw new Error(`grant ${grant.id} is ${grant.state}`);
+    grantId = grant.id;
+    say(`       ${grant.id}: ${grant.state}, ${grant.secondsLeft}s left.`);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    say(
+      `       Skipped: ${safeText((error as Error).message)}${code ? ` [${code}]` : ""}. This act needs a PostgreSQL server at the resource's target (127.0.0.1:5432 in examples/firebreak.yaml) and the gateway configured; the embedded fallback (PGlite) is not built yet.`,
+    );
+    record("gateway.skipped", { code: code ?? null });
+    return;
+  }
+
+  const { credentials } = await alice.post(`/v1/grants/${grantId}/credential`, {}, credentialReply);
+  const credential = credentials.find((c) => c.resource === LEDGER_RESOURCE && c.secret !== null);
+  if (!credential) {
+    say("       Skipped: the grant showed no gateway credential.");
+    record("gateway.skipped", { code: "NO_CREDENTIAL" });
+    return;
+  }
+  const d = credential.detail as { host?: string; port?: number; username?: string; database?: string };
+  say(
+    `       The credential: gateway ${d.host}:${d.port}, user ${d.username}, dbname ${d.database}, and a token shown once (never the database's password).`,
+  );
+  say("02:10  alice runs psql through the gateway:");
+  for (const line of LEDGER_SCRIPT.split("\n")) say(`         ${line}`);
+  const psql = await runPsql(d, credential.secret as string, LEDGER_SCRIPT, (line) =>
+    say(`       | ${line}`),
+  );
+  record("gateway.psql", { exitCode: psql.code, output: psql.lines });
+  if (psql.lines.some((l) => l.includes("57P01")))
+    say("       The window ended: the gateway cut the session (57P01) at expiry, mid-statement.");
+
+  const { sessions } = await alice.get(`/v1/grants/${grantId}/sessions`, sessionsReply);
+  say(`02:11  The transcript (${sessions.length} session(s); 'firebreak sessions ${grantId} --transcript'):`);
+  for (const session of sessions) {
+    const page = await alice.get(`/v1/sessions/${session.id}/transcript?limit=1000`, transcriptReply);
+    for (const r of page.records) {
+      if (r.kind !== "statement") continue;
+      const p = r.payload as {
+        text?: string;
+        tag?: string;
+        sqlstate?: string;
+        refused?: { rule?: string; message?: string };
+      };
+      const outcome = p.refused
+        ? `REFUSED by ${safeText(String(p.refused.rule ?? ""))}: ${safeText(String(p.refused.message ?? ""))}`
+        : p.sqlstate
+          ? `ERROR ${safeText(p.sqlstate)}`
+          : safeText(String(p.tag ?? ""));
+      say(`       statement: ${safeText(String(p.text ?? ""))} -> ${outcome}`);
+    }
+    say(`       session ${session.id} ended: ${safeText(session.endReason ?? "still open")}`);
+    record("gateway.transcript", {
+      session: session.id,
+      endReason: session.endReason,
+      records: page.records.length,
+    });
+  }
+}
+
+/** Runs psql with the token in a 0600 passfile (removed after), feeding `script` on stdin. */
+async function runPsql(
+  d: { host?: string; port?: number; username?: string; database?: string },
+  secret: string,
+  script: string,
+  onLine: (line: string) => void,
+): Promise<{ code: number | null; lines: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), "firebreak-demo-"));
+  const passfile = join(dir, "pgpass");
+  const escapePass = (v: string) => v.replace(/([\\:])/g, "\\$1");
+  await writeFile(
+    passfile,
+    `${escapePass(String(d.host))}:${d.port}:*:${escapePass(String(d.username))}:${escapePass(secret)}\n`,
+    {
+      mode: 0o600,
+    },
+  );
+  const lines: string[] = [];
+  try {
+    return await new Promise((resolve) => {
+      const child = spawn("psql", ["-X", "-v", "VERBOSITY=verbose", "-P", "pager=off"], {
+        env: {
+          ...process.env,
+          PGHOST: d.host,
+          PGPORT: String(d.port),
+          PGUSER: d.username,
+          PGDATABASE: d.database,
+          PGPASSFILE: passfile,
+          PGCONNECT_TIMEOUT: "10",
+        },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      const guard = setTimeout(() => child.kill("SIGTERM"), 90_000);
+      let pending = "";
+      const take = (chunk: Buffer) => {
+        pending += chunk.toString("utf8");
+        const parts = pending.split("\n");
+        pending = parts.pop() ?? "";
+        for (const part of parts) {
+          if (part.trim() === "" || part.startsWith("\t") || /^LOCATION:/.test(part.trim())) continue;
+          lines.push(part);
+          onLine(safeText(part));
+        }
+      };
+      child.stdout.on("data", take);
+      child.stderr.on("data", take);
+      child.on("error", (error) => {
+        clearTimeout(guard);
+        const line = `cannot start psql: ${(error as NodeJS.ErrnoException).code ?? "error"}`;
+        lines.push(line);
+        onLine(line);
+        resolve({ code: null, lines });
+      });
+      child.on("close", (code) => {
+        clearTimeout(guard);
+        if (pending.trim() !== "") {
+          lines.push(pending);
+          onLine(safeText(pending));
+        }
+        resolve({ code, lines });
+      });
+      child.stdin.end(`${script}\n`);
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

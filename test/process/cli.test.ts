@@ -62,11 +62,21 @@ describe.concurrent("firebreak demo (sqlite)", () => {
     const demo = await group.cli(["demo", "--step-delay", "0"], {
       url: server.url,
       token: server.admin?.token,
-      timeoutMs: 80_000,
+      timeoutMs: 100_000,
     });
     expect(demo.code, describeResult(demo)).toBe(0);
     expect(demo.stdout).toContain("[SELF_APPROVAL]");
     expect(demo.stdout).toMatch(/grt_\S+: expired; revocation verified\./);
+    // The gateway act (issue 12.8), through psql against the real PostgreSQL at 127.0.0.1:5432:
+    // the read in the transcript, the DROP refused by the role's rule, the session cut at expiry.
+    expect(demo.stdout).not.toContain("Skipped:");
+    expect(demo.stdout).toMatch(
+      /statement: SELECT current_user AS login, current_database\(\) AS db; -> SELECT 1/,
+    );
+    expect(demo.stdout).toMatch(/\| ERROR: {2}42501: DROP and TRUNCATE are not part of an incident fix/);
+    expect(demo.stdout).toMatch(/statement: DROP TABLE payments_ledger; -> REFUSED by no-drop/);
+    expect(demo.stdout).toMatch(/\| FATAL: {2}57P01: terminating connection/);
+    expect(demo.stdout).toMatch(/session ses_\S+ ended: terminating connection: grant grt_\S+ expired/);
     expect(demo.stdout.trimEnd().split("\n").at(-1)).toMatch(/Audit chain: OK, \d+ events\./);
   });
 });
