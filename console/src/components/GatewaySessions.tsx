@@ -1,11 +1,13 @@
-import { useCallback, useEffect, useState } from "react";
+import { lazy, Suspense, useCallback, useEffect, useState } from "react";
 import type { SessionView, TranscriptRecordView } from "../api/types";
 import { useSignedIn } from "../auth/session";
 import { useLiveUpdates } from "../lib/live";
 import { formatDateTime } from "../lib/time";
 import { Empty, ErrorNotice } from "./common";
-import { SshPlayer } from "./SshPlayer";
 import { UserText } from "./UserText";
+
+// The player (and its WebAssembly terminal) is a chunk of its own, fetched only for an SSH shell.
+const SshPlayer = lazy(() => import("./SshPlayer").then((module) => ({ default: module.SshPlayer })));
 
 /**
  * A grant's gateway sessions (PostgreSQL, SSH) and their transcripts: what was done with the
@@ -112,7 +114,9 @@ function SessionTranscript({
         <Empty>No statement recorded.</Empty>
       ) : null}
       {session.protocol === "ssh" && others.some((record) => record.kind === "shell") ? (
-        <SshPlayer sessionId={session.id} />
+        <Suspense fallback={<p className="muted">Loading the player…</p>}>
+          <SshPlayer sessionId={session.id} />
+        </Suspense>
       ) : null}
       {others.length > 0 && session.protocol !== "postgres" ? (
         <p className="muted">{others.length} recorded event(s) of this session (see `firebreak sessions`).</p>
