@@ -5,6 +5,7 @@ import { FirebreakError } from "../errors.js";
 import {
   type AuditEventInput,
   appendAuditEvent,
+  appendAuditEvents,
   listAuditEvents,
   readHead,
   streamAllEvents,
@@ -64,6 +65,37 @@ describe.each(DIALECTS)("audit repository on %s", (dialect) => {
       count: 50,
       headHash: last.hash,
     });
+  });
+
+  it("appends a batch of 450 events in one transaction (one head bump, chunked inserts) after single ones", async () => {
+    await appendInOwnTransactions(db, 3);
+    const inputs = Array.from({ length: 450 }, (_, index) => eventInput(index + 3));
+    const batch = await db.transaction().execute((tx) => appendAuditEvents(tx, inputs, T0 + 10));
+    const after = await appendInOwnTransactions(db, 1);
+
+    expect(batch.map((event) => event.seq)).toEqual(Array.from({ length: 450 }, (_, index) => index + 4));
+    expect(batch.map((event) => event.subject)).toEqual(inputs.map((input) => input.subject));
+    for (let index = 1; index < batch.length; index++)
+      expect(batch[index]?.prevHash).toBe(batch[index - 1]?.hash);
+    expect(after[0]?.seq).toBe(454);
+    expect(after[0]?.prevHash).toBe(batch[449]?.hash);
+    const read = await listAuditEvents(db, { afterSeq: 3, limit: 450 });
+    expect(read).toEqual(batch);
+    expect(await verifyChain(streamAllEvents(db), await readHead(db))).toMatchObject({
+      ok: true,
+      count: 454,
+    });
+  });
+
+  it("writes nothing of a batch when one of its events is invalid", async () => {
+    await appendInOwnTransactions(db, 2);
+    const inputs = [eventInput(2), { ...eventInput(3), type: "Not A Type" }];
+    await expectCode(
+      db.transaction().execute((tx) => appendAuditEvents(tx, inputs, T0)),
+      "VALIDATION_FAILED",
+    );
+    expect((await readHead(db)).seq).toBe(2);
+    expect(await listAuditEvents(db, { afterSeq: 2 })).toEqual([]);
   });
 
   it("returns exactly the event that is read back, in its public shape", async () => {

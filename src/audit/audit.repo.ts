@@ -53,47 +53,66 @@ export async function appendAuditEvent(
   input: AuditEventInput,
   now: number,
 ): Promise<AuditEvent> {
+  return (await appendAuditEvents(executor, [input], now))[0] as AuditEvent;
+}
+
+/** Rows per INSERT when appending many events (11 parameters a row, far below both dialects' limits). */
+const APPEND_CHUNK = 200;
+
+/**
+ * Appends events to the chain in the order given, as `appendAuditEvent` does one: the same seqs,
+ * hashes and rows, but with one head bump (by their count) and one head update for all of them,
+ * so a transaction with many events (a gateway session's batch of statements) costs a few
+ * statements instead of three per event. Every input is validated before anything is written.
+ */
+export async function appendAuditEvents(
+  executor: Executor,
+  inputs: readonly AuditEventInput[],
+  now: number,
+): Promise<AuditEvent[]> {
+  if (inputs.length === 0) return [];
   if (!executor.isTransaction) {
-    return executor.transaction().execute((tx) => appendAuditEvent(tx, input, now));
+    return executor.transaction().execute((tx) => appendAuditEvents(tx, inputs, now));
   }
-  const fields = validateInput(input);
-  // Normalise the context through its canonical form so the event returned here is exactly the
-  // one later read back from the database (undefined members dropped, dates as strings).
-  const contextJson = encodeContext(input.context ?? {});
-  const context = JSON.parse(contextJson) as Record<string, unknown>;
-  assert(
-    context !== null && typeof context === "object" && !Array.isArray(context),
-    "VALIDATION_FAILED",
-    "audit context must be an object",
-  );
   assert(
     Number.isSafeInteger(now) && now >= 0 && now <= MAX_TIME,
     "VALIDATION_FAILED",
     "audit time must be epoch milliseconds",
   );
+  const prepared = inputs.map((input) => {
+    const fields = validateInput(input);
+    // Normalise the context through its canonical form so the event returned here is exactly the
+    // one later read back from the database (undefined members dropped, dates as strings).
+    const contextJson = encodeContext(input.context ?? {});
+    const context = JSON.parse(contextJson) as Record<string, unknown>;
+    assert(
+      context !== null && typeof context === "object" && !Array.isArray(context),
+      "VALIDATION_FAILED",
+      "audit context must be an object",
+    );
+    return { fields, contextJson, context };
+  });
 
   // Bumping the head first takes its row lock: concurrent appenders queue here until this
   // transaction ends, so seqs are handed out in commit order and a rollback leaves no gap.
   const head = await executor
     .updateTable("audit_head")
-    .set((eb) => ({ seq: eb("seq", "+", 1) }))
+    .set((eb) => ({ seq: eb("seq", "+", prepared.length) }))
     .where("id", "=", 1)
     .returning(["seq", "hash"])
     .executeTakeFirstOrThrow();
 
-  const unhashed = {
-    seq: Number(head.seq),
-    id: `evt_${randomBytes(12).toString("hex")}`,
-    time: new Date(now).toISOString(),
-    ...fields,
-    context,
-  };
-  const hash = hashEvent(head.hash, unhashed);
-
-  await executor
-    .insertInto("audit_events")
-    .values({
-      seq: unhashed.seq,
+  const time = new Date(now).toISOString();
+  let seq = Number(head.seq) - prepared.length;
+  let prevHash = head.hash;
+  const events: AuditEvent[] = [];
+  const rows = [];
+  for (const { fields, contextJson, context } of prepared) {
+    seq++;
+    const unhashed = { seq, id: `evt_${randomBytes(12).toString("hex")}`, time, ...fields, context };
+    const hash = hashEvent(prevHash, unhashed);
+    rows.push({
+      seq,
       id: unhashed.id,
       time: now,
       type: fields.type,
@@ -102,13 +121,19 @@ export async function appendAuditEvent(
       resource: fields.resource,
       subject: fields.subject,
       context_json: contextJson,
-      prev_hash: head.hash,
+      prev_hash: prevHash,
       hash,
-    })
-    .execute();
-  await executor.updateTable("audit_head").set({ hash }).where("id", "=", 1).execute();
-
-  return { ...unhashed, prevHash: head.hash, hash };
+    });
+    events.push({ ...unhashed, prevHash, hash });
+    prevHash = hash;
+  }
+  for (let at = 0; at < rows.length; at += APPEND_CHUNK)
+    await executor
+      .insertInto("audit_events")
+      .values(rows.slice(at, at + APPEND_CHUNK))
+      .execute();
+  await executor.updateTable("audit_head").set({ hash: prevHash }).where("id", "=", 1).execute();
+  return events;
 }
 
 function encodeContext(context: Record<string, unknown>): string {
