@@ -119,7 +119,7 @@ export async function runDemo(options: { client: Client; json: boolean; stepDela
   say(`02:10  ${current.id}: ${current.state}; revocation ${current.revocation.status}.`);
   await pause();
 
-  await ledgerAct({ alice, say, record });
+  await ledgerAct({ alice, carol, say, record });
   await pause();
 
   say(
@@ -159,9 +159,19 @@ type RecordStep = (step: string, detail: unknown) => void;
  * cut when the grant expires (57P01). Without a PostgreSQL server at the configured target the act
  * says so and is skipped: the embedded fallback (PGlite) is not built.
  */
-async function ledgerAct({ alice, say, record }: { alice: Client; say: Say; record: RecordStep }) {
+async function ledgerAct({
+  alice,
+  carol,
+  say,
+  record,
+}: {
+  alice: Client;
+  carol: Client;
+  say: Say;
+  record: RecordStep;
+}) {
   say(
-    `02:10  alice also needs to look at the ledger itself. She asks for '${LEDGER_ROLE}' on ${LEDGER_RESOURCE} (PostgreSQL, through the gateway) for 15 seconds.`,
+    `02:10  alice also needs to look at the ledger itself. She asks for '${LEDGER_ROLE}' on ${LEDGER_RESOURCE} (PostgreSQL, through the gateway) for 15 seconds; carol approves.`,
   );
   let grantId: string;
   try {
@@ -174,6 +184,11 @@ async function ledgerAct({ alice, say, record }: { alice: Client; say: Say; reco
         reason: "read the stuck replication slot's rows in the ledger",
         ticket: "INC-4711",
       },
+      requestViewSchema,
+    );
+    await carol.post(
+      `/v1/requests/${request.id}/approve`,
+      { comment: "read only, please" },
       requestViewSchema,
     );
     const grant = await alice.post(`/v1/requests/${request.id}/activate`, {}, grantViewSchema);
@@ -209,7 +224,12 @@ async function ledgerAct({ alice, say, record }: { alice: Client; say: Say; reco
   if (psql.lines.some((l) => l.includes("57P01")))
     say("       The window ended: the gateway cut the session (57P01) at expiry, mid-statement.");
 
-  const { sessions } = await alice.get(`/v1/grants/${grantId}/sessions`, sessionsReply);
+  // The gateway writes a session's records and its end a moment after the client sees the cut.
+  let { sessions } = await alice.get(`/v1/grants/${grantId}/sessions`, sessionsReply);
+  for (let i = 0; i < 20 && (sessions.length === 0 || sessions.some((s) => s.endedAt === null)); i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    ({ sessions } = await alice.get(`/v1/grants/${grantId}/sessions`, sessionsReply));
+  }
   say(`02:11  The transcript (${sessions.length} session(s); 'firebreak sessions ${grantId} --transcript'):`);
   for (const session of sessions) {
     const page = await alice.get(`/v1/sessions/${session.id}/transcript?limit=1000`, transcriptReply);
