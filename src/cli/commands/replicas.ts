@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { replicaReloadReply, replicasReply } from "../../api/replicas.schema.js";
 import type { CommandContext } from "../context.js";
 import { table } from "../format.js";
 
@@ -9,6 +8,7 @@ export function registerReplicaCommands(program: Command, context: CommandContex
     .command("replicas")
     .description("list the server replicas on this database with their last heartbeat")
     .action(async () => {
+      const { replicasReply } = await import("../../api/replicas.schema.js");
       const result = await (await context.client()).get("/v1/replicas", replicasReply);
       context.emit(result, () =>
         [
@@ -31,6 +31,7 @@ export function registerReplicaCommands(program: Command, context: CommandContex
     .command("reload")
     .description("ask every replica to re-read its configuration file (administrators)")
     .action(async () => {
+      const { replicaReloadReply } = await import("../../api/replicas.schema.js");
       const result = await (await context.client()).post("/v1/replicas/reload", {}, replicaReloadReply);
       context.emit(result, () => `asked ${result.replicas} live replica(s) to reload their configuration`);
     });
