@@ -192,7 +192,14 @@ END $fb$`);
     } catch (error) {
       // Another replica's revoke dropped the role between the check and this drop (undefined_object):
       // the target lacks the account, which is what a revoke wants (verifyRevoked confirms it).
-      if ((error as { code?: unknown }).code === "42704") return;
+      // Only when the login itself is gone: a missing reassignTo role is also 42704, and is a failure.
+      if ((error as { code?: unknown }).code === "42704") {
+        const gone = await client
+          .query("select 1 from pg_roles where rolname = $1", [role])
+          .then((result) => result.rowCount === 0)
+          .catch(() => false);
+        if (gone) return;
+      }
       // The login is NOLOGIN already (committed first); say why the rest fails, for the alert.
       const problem = reassign
         ? await reassignProblem(client, resourceName, resource).catch(() => null)
