@@ -235,5 +235,9 @@ const invokedAsBin = process.argv[1]?.endsWith("/firebreak") ?? false;
 if (invokedDirectly || invokedAsBin) {
   main(process.argv).then((code) => {
     process.exitCode = code;
+    // A failed command has printed its report (stdout and stderr are synchronous for files and
+    // pipes on Linux); a server that failed while starting may still hold database connections
+    // or listeners that would keep the process alive for seconds, so a failure ends it now.
+    if (code !== 0) process.exit(code);
   });
 }
