@@ -3,6 +3,7 @@ import { readFile, stat } from "node:fs/promises";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from "yaml";
 import type { z } from "zod";
 import { drillReferenceProblems } from "../drills/drill.settings.js";
+import { statementConditionProblems } from "../gateway/postgres/statement-rules.js";
 import { resourceSettings, signalSettings } from "../plugins/settings.js";
 import type {
   ConfigPath,
@@ -11,7 +12,6 @@ import type {
   SettingsReport,
   SignalSettings,
 } from "../plugins/settings-contract.js";
-import { statementConditionProblems } from "../gateway/postgres/statement-rules.js";
 import { CelCompileError, compileCondition, didYouMean } from "../policy/cel.js";
 import { canonicalJson } from "../shared/canonical-json.js";
 import { parseDuration } from "./duration.js";
