@@ -6,7 +6,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../test/support/databases.js";
 import { skipUnlessAvailable } from "../../test/support/requirements.js";
-import { createUserKeyPair, type Sshd, sshdPath, startSshd } from "../../test/support/sshd.js";
+import {
+  createUserKeyPair,
+  type Sshd,
+  sshClientOptions,
+  sshdPath,
+  startSshd,
+} from "../../test/support/sshd.js";
 import type { AuditEventInput } from "../audit/audit.repo.js";
 import type { FirebreakConfig } from "../config/schema.js";
 import { createSshConnector } from "../connectors/ssh/ssh.connector.js";
@@ -162,28 +168,7 @@ describe.skipIf(skip)("SSH gateway wiring (serve)", () => {
   });
 
   const ssh = (login: string, command: string) =>
-    run("ssh", [
-      "-F",
-      "/dev/null",
-      "-i",
-      userKey,
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "IdentityAgent=none",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "LogLevel=ERROR",
-      "-p",
-      String(port),
-      `${login}@127.0.0.1`,
-      command,
-    ]);
+    run("ssh", [...sshClientOptions(userKey, port), `${login}@127.0.0.1`, command]);
 
   it("logs in to the host with a gateway certificate from the zone CA for an active grant", async () => {
     const fingerprint = (

@@ -132,14 +132,17 @@ export async function createUserKeyPair(
   return { privateKeyPath: path, publicKey: (await readFile(`${path}.pub`, "utf8")).trim() };
 }
 
-function sshClientArgs(port: number, options: Omit<LoginOptions, "command" | "extraArgs">): string[] {
+/**
+ * The options every test's OpenSSH client runs with: no user configuration, agent or known-hosts
+ * file, only the given key (and certificate), public-key authentication, no prompts.
+ */
+export function sshClientOptions(identity: string, port: number, certificate?: string): string[] {
   return [
     "-F",
     "/dev/null",
     "-i",
-    options.identity,
-    "-o",
-    `CertificateFile=${options.certificate}`,
+    identity,
+    ...(certificate ? ["-o", `CertificateFile=${certificate}`] : []),
     "-o",
     "IdentitiesOnly=yes",
     "-o",
@@ -159,6 +162,10 @@ function sshClientArgs(port: number, options: Omit<LoginOptions, "command" | "ex
     "-p",
     String(port),
   ];
+}
+
+function sshClientArgs(port: number, options: Omit<LoginOptions, "command" | "extraArgs">): string[] {
+  return sshClientOptions(options.identity, port, options.certificate);
 }
 
 async function sleep(ms: number) {

@@ -8,7 +8,13 @@ import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../../test/support/databases.js";
 import { skipUnlessAvailable } from "../../../test/support/requirements.js";
-import { createUserKeyPair, type Sshd, sshdPath, startSshd } from "../../../test/support/sshd.js";
+import {
+  createUserKeyPair,
+  type Sshd,
+  sshClientOptions,
+  sshdPath,
+  startSshd,
+} from "../../../test/support/sshd.js";
 import { createTransactionRunner } from "../../db/transaction.js";
 import { createManualClock } from "../../shared/clock.js";
 import { createEventBus } from "../../shared/events.js";
@@ -74,30 +80,7 @@ describe.skipIf(skip)("SSH gateway against a real sshd", () => {
     return value;
   }
 
-  function sshArgs(key: string, gatewayPort = port): string[] {
-    return [
-      "-F",
-      "/dev/null",
-      "-i",
-      key,
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "IdentityAgent=none",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "LogLevel=ERROR",
-      "-o",
-      "PreferredAuthentications=publickey",
-      "-p",
-      String(gatewayPort),
-    ];
-  }
+  const sshArgs = (key: string, gatewayPort = port) => sshClientOptions(key, gatewayPort);
   const ssh = (login: string, command: string, key = userKey, extra: string[] = []) =>
     run("ssh", [...sshArgs(key), ...extra, `${login}@127.0.0.1`, command]);
 
