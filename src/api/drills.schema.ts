@@ -42,6 +42,18 @@ export type DrillStatusView = z.infer<typeof drillStatusSchema>;
 
 export const drillsReply = z.object({ drills: z.array(drillStatusSchema) });
 export const drillRunReply = z.object({ run: drillRunSchema });
+
+/**
+ * One line of `POST /v1/drills/{name}/run` asked with `Accept: application/x-ndjson`: a `step` as
+ * each one ends, then the `run` (the same document the JSON reply holds), or an `error` when the
+ * run broke off after streaming began (before that, the error is an ordinary HTTP error reply).
+ */
+export const drillRunStreamLine = z.union([
+  z.strictObject({ step: drillStepSchema }),
+  z.strictObject({ run: drillRunSchema }),
+  z.strictObject({ error: z.object({ code: z.string(), message: z.string(), requestId: z.string() }) }),
+]);
+export type DrillRunStreamLine = z.infer<typeof drillRunStreamLine>;
 export const drillNameParams = z.object({ name: z.string().min(1).max(63) });
 
 const blockerSchema = z.object({ code: z.string(), message: z.string() });

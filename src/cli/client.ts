@@ -152,22 +152,41 @@ export async function createClient(options: { url?: string; token?: string; env?
     get: <S extends z.ZodType>(path: string, schema: S) => call("GET", path, schema),
     /** A POST whose reply is parsed with `schema`. */
     post: <S extends z.ZodType>(path: string, body: unknown, schema: S) => call("POST", path, schema, body),
-    /** A raw streaming GET (server-sent events, JSON lines). */
-    async stream(path: string, signal?: AbortSignal) {
-      const response = await fetch(`${url}${path}`, {
-        headers: token ? { authorization: `Bearer ${token}` } : {},
-        signal,
-      });
+    /** A raw streaming GET (server-sent events, JSON lines), or a POST of `post.body` asking for `post.accept`. */
+    async stream(path: string, signal?: AbortSignal, post?: { body: unknown; accept: string }) {
+      const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+      if (post) {
+        headers.accept = post.accept;
+        headers["content-type"] = "application/json";
+      }
+      let response: Response;
+      try {
+        response = await fetch(`${url}${path}`, {
+          method: post ? "POST" : "GET",
+          headers,
+          body: post ? JSON.stringify(post.body) : undefined,
+          signal,
+        });
+      } catch (error) {
+        if (!post) throw error;
+        throw new ApiError(
+          0,
+          "UNREACHABLE",
+          `cannot reach the Firebreak server at ${url} (set FIREBREAK_URL or run 'firebreak login')`,
+          undefined,
+          null,
+        );
+      }
       if (!response.ok || !response.body) {
         const parsed = (await response.json().catch(() => undefined)) as
-          | { error?: { code?: string; message?: string } }
+          | { error?: { code?: string; message?: string; details?: unknown; requestId?: string } }
           | undefined;
         throw new ApiError(
           response.status,
           parsed?.error?.code ?? `HTTP_${response.status}`,
           parsed?.error?.message ?? "stream failed",
-          undefined,
-          null,
+          parsed?.error?.details,
+          parsed?.error?.requestId ?? null,
         );
       }
       return response.body;

@@ -36,6 +36,21 @@ function readinessText(policies: readonly PolicyReadinessView[]): string {
   return lines.join("\n");
 }
 
+/** The lines of a JSON-lines body, as they arrive. */
+async function* jsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
+      const line = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      if (line) yield line;
+    }
+  }
+  if (pending.trim()) yield pending.trim();
+}
+
 /** `drills`, `drill run NAME`, `readiness` (issue 16). */
 export function registerDrillCommands(program: Command, context: CommandContext) {
   program
@@ -67,13 +82,32 @@ export function registerDrillCommands(program: Command, context: CommandContext)
     .description("run the drill NAME now (administrators) and print each step")
     .argument("<name>", "the drill's name")
     .action(async (name: string) => {
-      const { drillRunReply } = await import("../../api/drills.schema.js");
-      const { run } = await (await context.client()).post(
-        `/v1/drills/${encodeURIComponent(name)}/run`,
-        {},
-        drillRunReply,
+      const path = `/v1/drills/${encodeURIComponent(name)}/run`;
+      const client = await context.client();
+      if (context.globals().json) {
+        // --json: one document at the end, the same `{run}` the JSON reply holds.
+        const { drillRunReply } = await import("../../api/drills.schema.js");
+        const { run } = await client.post(path, {}, drillRunReply);
+        context.emit({ run }, () => runSummary(run));
+        if (run.outcome === "failed") process.exitCode = 1;
+        return;
+      }
+      const { drillRunStreamLine } = await import("../../api/drills.schema.js");
+      const { checkReply } = await import("../client.js");
+      const body = await client.stream(path, undefined, { body: {}, accept: "application/x-ndjson" });
+      process.stdout.write(`drill ${name}: running\n`);
+      let run: DrillRunView | null = null;
+      for await (const text of jsonLines(body)) {
+        const line = checkReply(drillRunStreamLine, JSON.parse(text), `a line of the reply to POST ${path}`);
+        if ("step" in line) process.stdout.write(`${stepLine(line.step)}\n`);
+        else if ("run" in line) run = line.run;
+        else throw new CliFailure(line.error.message, line.error.code, { requestId: line.error.requestId });
+      }
+      if (!run)
+        throw new CliFailure("the server ended the drill's reply before the run's result", "BAD_REPLY");
+      process.stdout.write(
+        `drill ${run.drill} (${run.zone}): ${run.outcome}${run.failedStep ? ` at ${run.failedStep}` : ""}\nrun ${run.id}${run.grantId ? `, grant ${run.grantId}` : ""}\n`,
       );
-      context.emit({ run }, () => runSummary(run));
       if (run.outcome === "failed") process.exitCode = 1;
     });
 
